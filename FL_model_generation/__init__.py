@@ -1,0 +1,1 @@
+"""Models and federated averaging (FedAvg) shared by every dataset."""

@@ -1,0 +1,129 @@
+"""Raw datasets to arrays: find (or download) the raw files, parse and check them, cache the result.
+
+    python data_preprocessing.py --dataset adult
+    python data_preprocessing.py --dataset all --data-dir ../shared/datasets
+
+Raw files are read from <data dir>/<name>/ (default dataset/, or $P2_DATA_DIR, or --data-dir);
+processed arrays are cached in $P2_CACHE_DIR (default dataset/processed/) and rebuilt whenever a
+raw file or the preprocessing version changes. See dataset/README.md for every source.
+"""
+import sys, pathlib
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+import argparse
+import functools
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from data_sources import adult, cache, cifar_pickle, clusters, download, idx, labelled_lines, leaf
+from data_sources.dataset import Dataset
+from toolkit.cli import main_guard, setup_logging
+from toolkit.errors import P2Error
+from toolkit.paths import cache_root, data_root
+
+log = logging.getLogger("data_preprocessing")
+
+PREPROCESSING_VERSION = 2  # bump when any reader's output changes: every cache is then rebuilt
+
+
+@dataclass(frozen=True)
+class _Source:
+    folder: str  # sub-folder of the data dir holding the raw files
+    locate: Callable[[Path], list[Path]]  # raw files in that folder, downloaded if missing
+    read: Callable[[list[Path]], Dataset]
+
+
+def _purchase_variant(num_classes: int, paths: list[Path]) -> Dataset:
+    purchase = labelled_lines.read(labelled_lines.PURCHASE, paths)
+    return clusters.relabel_by_kmeans(purchase, num_classes, f"purchase{num_classes}")
+
+
+_PURCHASE_LOCATE = functools.partial(labelled_lines.locate, labelled_lines.PURCHASE)
+_SOURCES = {
+    "adult": _Source("adult", adult.locate, adult.read),
+    "purchase100": _Source("purchase100", _PURCHASE_LOCATE, functools.partial(labelled_lines.read, labelled_lines.PURCHASE)),
+    **{
+        f"purchase{k}": _Source("purchase100", _PURCHASE_LOCATE, functools.partial(_purchase_variant, k))
+        for k in (2, 10, 20, 50)
+    },
+    "location": _Source(
+        "location",
+        functools.partial(labelled_lines.locate, labelled_lines.LOCATION),
+        functools.partial(labelled_lines.read, labelled_lines.LOCATION),
+    ),
+    "mnist": _Source("mnist", idx.locate, idx.read),
+    "femnist": _Source("femnist", leaf.locate, leaf.read),
+    "cifar10": _Source("cifar10", cifar_pickle.locate, cifar_pickle.read),
+}
+DATASETS = tuple(_SOURCES)
+
+
+def load_dataset(name: str, data_dir: str | Path | None = None) -> Dataset:
+    """The named dataset, from the cache when it was built from the same raw files and code."""
+    if name not in _SOURCES:
+        raise P2Error(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    source = _SOURCES[name]
+    folder = data_root(data_dir) / source.folder
+    paths = source.locate(folder)
+    key = {
+        "dataset": name,
+        "version": PREPROCESSING_VERSION,
+        "raw": cache.fingerprint(paths),
+        "checksums": download.checksums_enabled(),  # a copy accepted unchecked is not reused once checks are on
+    }
+    target = cache_root() / f"{name}.npz"
+    dataset = cache.load(target, key)
+    if dataset is not None:
+        log.debug("%s: read from cache %s", name, target)
+        return dataset
+    log.info("%s: preprocessing raw files in %s", name, folder)
+    dataset = source.read(paths)
+    try:
+        cache.save(target, dataset, key)
+    except OSError as error:
+        log.warning("%s: could not write the cache %s (%s); it will be rebuilt next time", name, target, error)
+    return dataset
+
+
+def describe(dataset: Dataset) -> str:
+    counts = np.bincount(dataset.labels, minlength=dataset.num_classes)
+    text = (
+        f"{dataset.name}: features {dataset.features.shape} {dataset.features.dtype}, "
+        f"{dataset.num_classes} classes ({counts.min()}..{counts.max()} rows each)"
+    )
+    if dataset.groups is not None:
+        text += f", {len(np.unique(dataset.groups))} writers"
+    return text
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="adult", choices=(*DATASETS, "all"), help="dataset to prepare (default: adult)")
+    parser.add_argument("--data-dir", default=None, help="raw data folder (default: $P2_DATA_DIR or dataset/)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+    names = DATASETS if args.dataset == "all" else (args.dataset,)
+    failed = []
+    for name in names:
+        start = time.perf_counter()
+        try:
+            dataset = load_dataset(name, args.data_dir)
+        except P2Error as error:
+            if len(names) == 1:
+                raise
+            log.error("%s", error)
+            failed.append(name)
+            continue
+        log.info("%s [%.1f s]", describe(dataset), time.perf_counter() - start)
+    if failed:
+        raise P2Error(f"could not prepare {', '.join(failed)}: see the errors above")
+
+
+if __name__ == "__main__":
+    main_guard(main)

@@ -1,0 +1,98 @@
+"""P2-Protection end to end: data, partition, FedAvg, the P2 round, attacks, one results table.
+
+Stages talk through files (model/<dataset>/<run>/, results/<dataset>/<run>/); a stage whose output
+exists and was made with the current constants is skipped unless --force; once a stage reruns, every
+later stage reruns. The constants are those of the per-dataset stage scripts, imported from them.
+"""
+import pathlib
+import sys
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+import argparse  # noqa: E402
+import importlib  # noqa: E402
+import logging  # noqa: E402
+import time  # noqa: E402
+
+import data_partitioning  # noqa: E402
+from data_preprocessing import load_dataset  # noqa: E402
+from defend import p2_stage  # noqa: E402
+from FL_model_generation import fl_stage  # noqa: E402
+from menif_attack import gradient_attack_stage  # noqa: E402
+from toolkit import cli, summary  # noqa: E402
+from toolkit.errors import P2Error  # noqa: E402
+from toolkit.run import Run  # noqa: E402
+
+log = logging.getLogger("main")
+SUPPORTED = ("adult",)
+
+
+def stage_constants(dataset: str):
+    """The SETTINGS of each per-dataset stage script: the one place experiment constants live."""
+    modules = {"fl": f"FL_model_generation.FL_model_for_{dataset}", "p2": f"defend.defend_{dataset}",
+               "gradient": f"menif_attack.membership_attack_{dataset}"}
+    return {stage: importlib.import_module(module).SETTINGS for stage, module in modules.items()}
+
+
+def partition_is_done(run: Run) -> bool:
+    try:
+        data_partitioning.load_partition(run)
+        _, meta = data_partitioning.load_arrays(run.partition_path)
+    except P2Error:
+        return False
+    return meta["sizes"] == data_partitioning.partition_meta(run, meta["num_rows"])["sizes"]
+
+
+def pipeline(run: Run, settings: dict) -> list[tuple[str, callable, callable]]:
+    """(name, is_done, do) for every stage, in order."""
+    stages = [
+        ("partition", lambda: partition_is_done(run), lambda: data_partitioning.write_partition(run)),
+        ("FedAvg", lambda: fl_stage.is_done(run, settings["fl"]), lambda: fl_stage.train_fl_model(run, settings["fl"])),
+        ("P2 round", lambda: p2_stage.is_done(run, settings["p2"]), lambda: p2_stage.run_stage(run, settings["p2"])),
+    ]
+    for target in ("fl", "p2"):
+        stages.append((f"gradient attack on {target}",
+                       lambda t=target: gradient_attack_stage.is_done(run, settings["gradient"], t),
+                       lambda t=target: gradient_attack_stage.attack_target(run, settings["gradient"], t)))
+    return stages
+
+
+def run_experiment(run: Run, force: bool) -> dict:
+    settings = stage_constants(run.dataset)
+    load_dataset(run.dataset, run.data_dir)
+    rerun = force
+    for name, is_done, do in pipeline(run, settings):
+        if not rerun and is_done():
+            log.info("%s: up to date, skipped", name)
+            continue
+        started = time.perf_counter()
+        do()
+        rerun = True
+        log.info("%s: done in %.1f s", name, time.perf_counter() - started)
+    result = summary.collect(run, {name: value.as_dict() for name, value in settings.items()},
+                             models=("fl", "p2"), attacks=("gradient",))
+    summary.save(run.results_dir / "summary.json", result)
+    return result
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="adult", choices=SUPPORTED, help="dataset (default: adult)")
+    parser.add_argument("--seed", type=int, nargs="+", default=[0],
+                        help="one or more seeds; several give mean and std (default: 0)")
+    parser.add_argument("--quick", action="store_true", help="reduced preset for smoke runs (own output folders)")
+    parser.add_argument("--force", action="store_true", help="rerun every stage even if its output is up to date")
+    parser.add_argument("--data-dir", default=None, help="raw data folder (default: $P2_DATA_DIR or dataset/)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    args = parser.parse_args(argv)
+    cli.setup_logging(args.verbose)
+    started = time.perf_counter()
+    results = [run_experiment(Run(args.dataset, seed, args.quick, args.data_dir), args.force) for seed in args.seed]
+    combined = summary.combine(results)
+    if not args.quick:
+        summary.save(summary.dataset_summary_path(args.dataset), combined)
+    print(summary.format_table(combined))
+    log.info("total wall time %.1f s", time.perf_counter() - started)
+
+
+if __name__ == "__main__":
+    cli.main_guard(main)

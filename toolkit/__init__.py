@@ -1,0 +1,1 @@
+"""Infrastructure shared by every stage: paths, seeds, checkpoints, command line, errors."""

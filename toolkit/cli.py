@@ -1,0 +1,42 @@
+"""Command-line plumbing shared by every script: common flags, logging, and clean error exits."""
+import argparse
+import logging
+import sys
+
+from toolkit.errors import P2Error
+from toolkit.run import Run
+
+
+def parser(description: str, dataset: str | None = None) -> argparse.ArgumentParser:
+    """A parser with the flags every stage takes; `dataset` fixed for per-dataset scripts."""
+    result = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    if dataset is None:
+        result.add_argument("--dataset", default="adult", help="dataset name (default: adult)")
+    result.add_argument("--seed", type=int, default=0, help="the one seed behind every random choice (default: 0)")
+    result.add_argument("--quick", action="store_true", help="reduced preset for smoke runs (separate output folders)")
+    result.add_argument("--data-dir", default=None, help="raw data folder (default: $P2_DATA_DIR or dataset/)")
+    result.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    result.set_defaults(fixed_dataset=dataset)
+    return result
+
+
+def run_from_args(args: argparse.Namespace) -> Run:
+    dataset = args.fixed_dataset or args.dataset
+    return Run(dataset=dataset, seed=args.seed, quick=args.quick, data_dir=args.data_dir)
+
+
+def setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+
+
+def main_guard(main, argv=None) -> None:
+    """Run `main(argv)`; a P2Error becomes one line on stderr and exit status 2."""
+    try:
+        main(argv)
+    except P2Error as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)

@@ -18,18 +18,21 @@ from data_preprocessing import load_dataset  # noqa: E402
 from defend import p2_stage  # noqa: E402
 from FL_model_generation import fl_stage  # noqa: E402
 from menif_attack import gradient_attack_stage  # noqa: E402
+from other_attack_and_defend import attack_suite, defense_suite  # noqa: E402
 from toolkit import cli, summary  # noqa: E402
 from toolkit.errors import P2Error  # noqa: E402
 from toolkit.run import Run  # noqa: E402
 
 log = logging.getLogger("main")
 SUPPORTED = ("adult",)
+ALL_ATTACKS = ("gradient",) + attack_suite.ATTACKS
 
 
-def stage_constants(dataset: str):
+def stage_constants(dataset: str) -> dict:
     """The SETTINGS of each per-dataset stage script: the one place experiment constants live."""
     modules = {"fl": f"FL_model_generation.FL_model_for_{dataset}", "p2": f"defend.defend_{dataset}",
-               "gradient": f"menif_attack.membership_attack_{dataset}"}
+               "gradient": f"menif_attack.membership_attack_{dataset}",
+               "defenses": f"other_attack_and_defend.baseline_defenses_{dataset}"}
     return {stage: importlib.import_module(module).SETTINGS for stage, module in modules.items()}
 
 
@@ -42,25 +45,32 @@ def partition_is_done(run: Run) -> bool:
     return meta["sizes"] == data_partitioning.partition_meta(run, meta["num_rows"])["sizes"]
 
 
-def pipeline(run: Run, settings: dict) -> list[tuple[str, callable, callable]]:
+def pipeline(run: Run, settings: dict, attacks: list[str]) -> list[tuple[str, callable, callable]]:
     """(name, is_done, do) for every stage, in order."""
     stages = [
         ("partition", lambda: partition_is_done(run), lambda: data_partitioning.write_partition(run)),
         ("FedAvg", lambda: fl_stage.is_done(run, settings["fl"]), lambda: fl_stage.train_fl_model(run, settings["fl"])),
         ("P2 round", lambda: p2_stage.is_done(run, settings["p2"]), lambda: p2_stage.run_stage(run, settings["p2"])),
     ]
-    for target in ("fl", "p2"):
-        stages.append((f"gradient attack on {target}",
-                       lambda t=target: gradient_attack_stage.is_done(run, settings["gradient"], t),
-                       lambda t=target: gradient_attack_stage.attack_target(run, settings["gradient"], t)))
+    stages += defense_suite.defense_stages(run)
+    targets = defense_suite.all_targets(run)
+    if "gradient" in attacks:
+        stages += [(f"gradient attack on {target.name}",
+                    lambda t=target: gradient_attack_stage.is_done(run, settings["gradient"], t),
+                    lambda t=target: gradient_attack_stage.attack_target(run, settings["gradient"], t))
+                   for target in targets if target.whitebox]
+    others = [attack for attack in attacks if attack != "gradient"]
+    if others:
+        stages += attack_suite.attack_stages(run, targets, others)
     return stages
 
 
-def run_experiment(run: Run, force: bool) -> dict:
+def run_experiment(run: Run, attacks: list[str], force: bool) -> dict:
     settings = stage_constants(run.dataset)
+    settings.update(attack_suite.suite_settings(run.dataset, [a for a in attacks if a != "gradient"]))
     load_dataset(run.dataset, run.data_dir)
     rerun = force
-    for name, is_done, do in pipeline(run, settings):
+    for name, is_done, do in pipeline(run, settings, attacks):
         if not rerun and is_done():
             log.info("%s: up to date, skipped", name)
             continue
@@ -69,8 +79,9 @@ def run_experiment(run: Run, force: bool) -> dict:
         rerun = True
         log.info("%s: done in %.1f s", name, time.perf_counter() - started)
     result = summary.collect(run, {name: value.as_dict() for name, value in settings.items()},
-                             models=("fl", "p2"), attacks=("gradient",))
+                             defense_suite.all_targets(run), attacks)
     summary.save(run.results_dir / "summary.json", result)
+    summary.write_figures(run, result)
     return result
 
 
@@ -80,16 +91,20 @@ def main(argv=None) -> None:
     parser.add_argument("--seed", type=int, nargs="+", default=[0],
                         help="one or more seeds; several give mean and std (default: 0)")
     parser.add_argument("--quick", action="store_true", help="reduced preset for smoke runs (own output folders)")
+    parser.add_argument("--attacks", nargs="+", default=list(ALL_ATTACKS), choices=ALL_ATTACKS, metavar="ATTACK",
+                        help=f"attacks to run (default: all): {' '.join(ALL_ATTACKS)}")
     parser.add_argument("--force", action="store_true", help="rerun every stage even if its output is up to date")
     parser.add_argument("--data-dir", default=None, help="raw data folder (default: $P2_DATA_DIR or dataset/)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(argv)
     cli.setup_logging(args.verbose)
     started = time.perf_counter()
-    results = [run_experiment(Run(args.dataset, seed, args.quick, args.data_dir), args.force) for seed in args.seed]
+    results = [run_experiment(Run(args.dataset, seed, args.quick, args.data_dir), args.attacks, args.force)
+               for seed in args.seed]
     combined = summary.combine(results)
     if not args.quick:
         summary.save(summary.dataset_summary_path(args.dataset), combined)
+        summary.write_tradeoff(combined)
     print(summary.format_table(combined))
     log.info("total wall time %.1f s", time.perf_counter() - started)
 

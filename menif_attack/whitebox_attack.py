@@ -42,7 +42,8 @@ class WhiteboxSettings:
             raise P2Error(f"gradient attack VAL_FRACTION={self.val_fraction} must lie in (0, 1)")
 
     def quick(self) -> "WhiteboxSettings":
-        return replace(self, epochs=min(self.epochs, 2))
+        """Smoke-run preset: two epochs of a slimmer attack network (10 convolution channels)."""
+        return replace(self, epochs=min(self.epochs, 2), conv_channels=min(self.conv_channels, 10))
 
     def as_dict(self) -> dict:
         return asdict(self)

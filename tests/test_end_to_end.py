@@ -55,7 +55,7 @@ def test_summary_has_the_documented_keys(first_run):
     for target in ("fl", "p2"):
         assert set(summary["attacks"]["gradient"][target]) == METRICS
     assert {"fl", "p2", "gradient"} <= set(summary["settings"])
-    assert "gradient AUC" in result.stdout and "p2" in result.stdout
+    assert "AUC / TPR at 1% FPR" in result.stdout and "\np2 " in result.stdout
     # a quick run never touches the full run's dataset-level summary
     assert not (root / "a" / "results" / "adult" / "summary.json").exists()
 
@@ -67,6 +67,20 @@ def test_same_seed_gives_the_same_summary(first_run):
     first = (root / "a" / "results" / "adult" / "quick_seed0" / "summary.json").read_text()
     second = (root / "b" / "results" / "adult" / "quick_seed0" / "summary.json").read_text()
     assert json.loads(first) == json.loads(second)
+
+
+def test_every_attack_scores_every_model_it_applies_to(first_run):
+    root, _ = first_run
+    summary = json.loads((root / "a" / "results" / "adult" / "quick_seed0" / "summary.json").read_text())
+    assert set(summary["attacks"]) == {"gradient", "shokri", "ml_leaks", "loss", "confidence", "entropy",
+                                       "modified_entropy", "gap", "lira", "rmia"}
+    assert {"output_noise", "top1", "dp_eps1", "dp_eps8"} <= set(summary["models"])
+    assert "eps" in summary["models"]["dp_eps1"]
+    for attack, per_model in summary["attacks"].items():
+        expected = set(summary["models"]) - ({"top1"} if attack == "gradient" else set())
+        assert set(per_model) == expected, attack
+    plots = root / "a" / "results" / "adult" / "quick_seed0" / "plots"
+    assert (plots / "roc_gradient.png").is_file() and (plots / "roc_strongest.png").is_file()
 
 
 def test_up_to_date_stages_are_skipped(first_run):

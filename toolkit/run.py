@@ -3,7 +3,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from toolkit import paths
-from toolkit.errors import P2Error
 
 
 @dataclass(frozen=True)
@@ -47,13 +46,6 @@ class Run:
     @property
     def p2_global_path(self) -> Path:
         return self.model_dir / "p2" / "global.pt"
-
-    def target_model_path(self, target: str) -> Path:
-        """Checkpoint of a model under attack: "fl" (undefended) or "p2" (protected)."""
-        paths = {"fl": self.fl_final_path, "p2": self.p2_global_path}
-        if target not in paths:
-            raise P2Error(f"unknown target model {target!r}; known: {sorted(paths)}")
-        return paths[target]
 
     def score_path(self, attack: str, target: str) -> Path:
         """Membership scores of one attack against one target: results/<dataset>/<run>/scores/."""

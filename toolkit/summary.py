@@ -8,33 +8,41 @@ from toolkit.run import Run
 TABLE_METRICS = ("auc", "tpr_at_1pct_fpr")
 
 
-def model_utility(run: Run, target: str) -> dict:
-    """Accuracy of a target model on the members (train) and on the test set."""
-    from data_partitioning import load_partition, tensors
-    from data_preprocessing import load_dataset
-    from FL_model_generation.fl_stage import load_model
-    from FL_model_generation.models import accuracy
-
-    dataset = load_dataset(run.dataset, run.data_dir)
-    partition = load_partition(run)
-    model, _ = load_model(run.target_model_path(target), run)
-    return {"train_acc": accuracy(model, *tensors(dataset, partition.members)),
-            "test_acc": accuracy(model, *tensors(dataset, partition.test))}
-
-
-def attack_metrics(run: Run, attack: str, target: str) -> dict:
+def attack_metrics(run: Run, attack: str, target: str) -> dict | None:
+    """Metrics of one attack on one target, or None where the attack does not apply (no score file)."""
     from menif_attack.scoring import membership_metrics
 
-    arrays, meta = load_arrays(run.score_path(attack, target))
+    path = run.score_path(attack, target)
+    if not path.is_file():
+        return None
+    arrays, meta = load_arrays(path)
     return membership_metrics(arrays["scores"], arrays["is_member"], meta["threshold"])
 
 
-def collect(run: Run, settings: dict, models: tuple[str, ...], attacks: tuple[str, ...]) -> dict:
+def collect(run: Run, settings: dict, targets: list, attacks: list[str]) -> dict:
+    """The summary of one run: utility of every target model, and every attack's metrics against it."""
+    from toolkit.targets import target_utility
+
+    results = {}
+    for attack in attacks:
+        per_target = {target.name: attack_metrics(run, attack, target.name) for target in targets}
+        results[attack] = {name: metrics for name, metrics in per_target.items() if metrics is not None}
     return {"dataset": run.dataset, "seed": run.seed, "preset": "quick" if run.quick else "full",
             "settings": settings,
-            "models": {target: model_utility(run, target) for target in models},
-            "attacks": {attack: {target: attack_metrics(run, attack, target) for target in models}
-                        for attack in attacks}}
+            "models": {target.name: target_utility(run, target) for target in targets},
+            "attacks": results}
+
+
+def write_figures(run: Run, result: dict) -> None:
+    from toolkit.plots import write_plots
+
+    write_plots(run, result)
+
+
+def write_tradeoff(combined: dict) -> None:
+    from toolkit.tradeoff_plot import write_tradeoff_plot
+
+    write_tradeoff_plot(combined, paths.results_root() / combined["dataset"] / "tradeoff.png")
 
 
 def save(path, summary: dict) -> None:
@@ -87,17 +95,17 @@ def _cell(summary: dict, section: str, *keys: str) -> str:
 
 
 def format_table(summary: dict) -> str:
-    """Rows: models; columns: train and test accuracy, then each attack's AUC and TPR at 1% FPR."""
+    """Rows: models; columns: train and test accuracy, then one column per attack: AUC / TPR at 1% FPR."""
     attacks = list(summary["attacks"])
-    header = ["model", "train acc", "test acc"] + [f"{a} {m}" for a in attacks
-                                                   for m in ("AUC", "TPR@1%FPR")]
-    rows = [header]
+    rows = [["model", "train acc", "test acc"] + attacks]
     for target in summary["models"]:
         row = [target, _cell(summary, "models", target, "train_acc"), _cell(summary, "models", target, "test_acc")]
-        row += [_cell(summary, "attacks", attack, target, metric) for attack in attacks for metric in TABLE_METRICS]
+        row += [" / ".join(_cell(summary, "attacks", attack, target, metric) for metric in TABLE_METRICS)
+                if target in summary["attacks"][attack] else "-" for attack in attacks]
         rows.append(row)
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     seeds = summary["seed"] if isinstance(summary["seed"], list) else [summary["seed"]]
-    title = f"{summary['dataset']} ({summary['preset']} preset, seeds {seeds})"
+    title = (f"{summary['dataset']} ({summary['preset']} preset, seeds {seeds}); "
+             f"attack cells: AUC / TPR at 1% FPR")
     lines = [title] + ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)) for row in rows]
     return "\n".join(lines)

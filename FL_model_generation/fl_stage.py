@@ -11,7 +11,7 @@ from FL_model_generation.fedavg import federated_training
 from FL_model_generation.models import build_model, load_state
 from FL_model_generation.training import FLSettings
 from toolkit import cli
-from toolkit.checkpoints import load_checkpoint, save_checkpoint
+from toolkit.checkpoints import checkpoint_matches, load_checkpoint, save_checkpoint
 from toolkit.errors import P2Error
 from toolkit.run import Run
 
@@ -59,12 +59,9 @@ def load_model(path, run: Run):
 
 def is_done(run: Run, settings: FLSettings) -> bool:
     """True when fl/final.pt exists and was trained with exactly these settings."""
-    try:
-        load_checkpoint(run.fl_final_path, expect={"settings": effective_settings(run, settings).as_dict(),
-                                                   "seed": run.seed, "quick": run.quick})
-    except P2Error:
-        return False
-    return True
+    return checkpoint_matches(run.fl_final_path, {"settings": effective_settings(run, settings).as_dict(),
+                                                  "seed": run.seed, "quick": run.quick},
+                              inputs=(run.partition_path,))
 
 
 def stage_main(dataset: str, settings: FLSettings, description: str, argv=None) -> None:

@@ -15,7 +15,7 @@ from defend.p2_protection import P2Settings, protect
 from FL_model_generation.fedavg import fedavg
 from FL_model_generation.fl_stage import load_model
 from toolkit import cli
-from toolkit.checkpoints import load_checkpoint, save_checkpoint
+from toolkit.checkpoints import checkpoint_matches, load_checkpoint, save_checkpoint
 from toolkit.errors import P2Error
 from toolkit.run import Run
 from toolkit.seeding import seed_torch, torch_generator
@@ -82,12 +82,10 @@ def aggregate(run: Run) -> None:
 
 
 def is_done(run: Run, settings: P2Settings) -> bool:
-    try:
-        load_checkpoint(run.p2_global_path, expect={"settings": effective_settings(run, settings).as_dict(),
-                                                    "seed": run.seed, "quick": run.quick})
-    except P2Error:
-        return False
-    return True
+    """True when p2/global.pt exists and was made with exactly these settings."""
+    return checkpoint_matches(run.p2_global_path, {"settings": effective_settings(run, settings).as_dict(),
+                                                   "seed": run.seed, "quick": run.quick},
+                              inputs=(run.fl_final_path,))
 
 
 def run_stage(run: Run, settings: P2Settings, client: str = "all") -> None:

@@ -30,7 +30,7 @@ from torch import nn
 
 from FL_model_generation.models import build_model, load_state
 from FL_model_generation.training import FLSettings
-from toolkit.checkpoints import load_checkpoint, save_checkpoint
+from toolkit.checkpoints import checkpoint_matches, save_checkpoint
 from toolkit.errors import P2Error
 from toolkit.run import Run
 from toolkit.seeding import torch_generator
@@ -239,10 +239,6 @@ def train_dp_model(run: Run, fl: FLSettings, dp: DPSettings) -> dict:
 
 def is_done(run: Run, fl: FLSettings, dp: DPSettings) -> bool:
     """True when the model exists and was trained with exactly these (effective) settings."""
-    try:
-        load_checkpoint(model_path(run, dp.target_eps), expect={
-            "settings": {"fl": fl.as_dict(), "dp": dp.as_dict()}, "alphas": list(ALPHAS), "seed": run.seed,
-            "quick": run.quick})
-    except P2Error:
-        return False
-    return True
+    return checkpoint_matches(model_path(run, dp.target_eps), {
+        "settings": {"fl": fl.as_dict(), "dp": dp.as_dict()}, "alphas": list(ALPHAS), "seed": run.seed,
+        "quick": run.quick}, inputs=(run.partition_path,))

@@ -45,6 +45,17 @@ def load_checkpoint(path: Path, expect: dict | None = None) -> tuple[dict, dict]
     return content["state_dict"], content["meta"]
 
 
+def checkpoint_matches(path: Path, expect: dict, inputs: tuple[Path, ...] = ()) -> bool:
+    """True when a stage's output is up to date: the checkpoint reads, its meta has these values, and it
+    is newer than every input file it was made from (so a retrained upstream model invalidates it)."""
+    try:
+        load_checkpoint(path, expect=expect)
+    except P2Error:
+        return False
+    return all(Path(source).is_file() and Path(path).stat().st_mtime >= Path(source).stat().st_mtime
+               for source in inputs)
+
+
 def check_meta(path: Path, meta: dict, expect: dict) -> None:
     for key, wanted in expect.items():
         found = meta.get(key)

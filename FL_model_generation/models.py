@@ -37,22 +37,49 @@ class Scale(nn.Module):
         return (x - self.mean) / self.std
 
 
+def cnn(in_channels: int = 1, num_classes: int = 10, image_size: int = 28, channels: list[int] = (32, 64),
+        hidden: list[int] = (512,), kernel_size: int = 5, padding: int = 0,
+        input_mean: float = 0.0, input_std: float = 1.0) -> nn.Module:
+    """Convolutions conv1..convK (each `kernel_size`, ReLU, 2x2 max-pool), then fc1..fcM, logits out.
+
+    `padding` 0 is "valid" (each conv shrinks the side by kernel_size - 1), (kernel_size - 1) // 2 keeps
+    it ("same", as TensorFlow models such as LEAF's). Layer names: scale, conv1, act1, pool1, conv2, ...,
+    flatten, fc1, act, fc2, ...; `scale` normalises raw inputs to (x - input_mean) / input_std.
+    Examples: LeNet (CIFAR-10 port) = channels (6, 16), hidden (120, 84); LEAF's FEMNIST CNN =
+    channels (32, 64), padding 2, hidden (2048,).
+    """
+    if not channels or any(c < 1 for c in channels) or any(h < 1 for h in hidden) or kernel_size < 1:
+        raise P2Error(f"cnn: channels {list(channels)}, hidden {list(hidden)} and kernel_size {kernel_size} "
+                      f"must be positive (and at least one convolution)")
+    layers = OrderedDict([("scale", Scale(input_mean, input_std))])
+    side, act = image_size, 0
+    for index, (fan_in, fan_out) in enumerate(zip([in_channels, *channels], channels), start=1):
+        side = (side + 2 * padding - kernel_size + 1) // 2
+        if side < 1:
+            raise P2Error(f"cnn: {image_size}x{image_size} images shrink to nothing after conv{index}; "
+                          f"use fewer convolutions, a smaller kernel or padding")
+        act += 1
+        layers[f"conv{index}"] = nn.Conv2d(fan_in, fan_out, kernel_size, padding=padding)
+        layers[f"act{act}"] = nn.ReLU()
+        layers[f"pool{index}"] = nn.MaxPool2d(2)
+    layers["flatten"] = nn.Flatten()
+    sizes = [channels[-1] * side * side, *hidden, num_classes]
+    for index, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
+        layers[f"fc{index}"] = nn.Linear(fan_in, fan_out)
+        if index < len(sizes) - 1:
+            act += 1
+            layers[f"act{act}"] = nn.ReLU()
+    return nn.Sequential(layers)
+
+
 def lenet(in_channels: int = 3, num_classes: int = 10, image_size: int = 32,
           input_mean: float = 0.0, input_std: float = 1.0) -> nn.Module:
     """The original CIFAR-10 port: conv(6,5x5)-pool-conv(16,5x5)-pool-fc 120-84-classes."""
-    side = ((image_size - 4) // 2 - 4) // 2
-    return nn.Sequential(OrderedDict([
-        ("scale", Scale(input_mean, input_std)),
-        ("conv1", nn.Conv2d(in_channels, 6, 5)), ("act1", nn.ReLU()), ("pool1", nn.MaxPool2d(2)),
-        ("conv2", nn.Conv2d(6, 16, 5)), ("act2", nn.ReLU()), ("pool2", nn.MaxPool2d(2)),
-        ("flatten", nn.Flatten()),
-        ("fc1", nn.Linear(16 * side * side, 120)), ("act3", nn.ReLU()),
-        ("fc2", nn.Linear(120, 84)), ("act4", nn.ReLU()),
-        ("fc3", nn.Linear(84, num_classes)),
-    ]))
+    return cnn(in_channels, num_classes, image_size, channels=(6, 16), hidden=(120, 84), kernel_size=5,
+               padding=0, input_mean=input_mean, input_std=input_std)
 
 
-BUILDERS = {"mlp": mlp, "lenet": lenet}
+BUILDERS = {"mlp": mlp, "lenet": lenet, "cnn": cnn}
 
 
 def build_model(architecture: dict) -> nn.Module:

@@ -1,0 +1,356 @@
+"""Partitions of every kind (IID, Dirichlet non-IID, natural by writer) and the quick pipeline end to
+end on a small MNIST written in the real gzip IDX format.
+
+No test reads shared data or the network: every data, cache, model and results folder is temporary.
+"""
+import gzip
+import json
+import struct
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from data_partitioning import (PARTITIONS, DirichletSizes, PartitionSizes, WriterSizes, load_partition, split_roles,
+                               write_partition)
+from data_preprocessing import DATASETS
+from toolkit.checkpoints import load_arrays
+from toolkit.errors import P2Error
+from toolkit.run import Run
+
+ROWS = {"adult": 48842, "purchase100": 197324, "purchase2": 197324, "purchase10": 197324, "purchase20": 197324,
+        "purchase50": 197324, "location": 5010, "mnist": 70000, "cifar10": 60000}
+NON_MEMBER_ROLES = ("test", "eval_nonmembers", "known_nonmembers", "shadow_pool")
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch):
+    """Only file:// URLs open, so a test can never reach the network by mistake."""
+    real = urllib.request.urlopen
+
+    def urlopen(url, *args, **kwargs):
+        if not str(url).startswith("file:"):
+            raise OSError(f"network disabled in tests: {url}")
+        return real(url, *args, **kwargs)
+
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
+
+
+@pytest.fixture
+def folders(tmp_path, monkeypatch) -> Path:
+    """Temporary data, cache, model and results folders; returns the data folder."""
+    for variable, name in (("P2_DATA_DIR", "data"), ("P2_CACHE_DIR", "cache"), ("P2_MODEL_DIR", "model"),
+                           ("P2_RESULTS_DIR", "results")):
+        (tmp_path / name).mkdir()
+        monkeypatch.setenv(variable, str(tmp_path / name))
+    monkeypatch.setenv("P2_VERIFY_CHECKSUMS", "0")  # synthetic files cannot match the official MD5s
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def one_thread():
+    """Small models run faster on one thread, and a shared CPU is not oversubscribed."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def check_partition(partition, sizes: PartitionSizes | None = None) -> None:
+    """Roles disjoint, clients partition the members, the attacker's members are members."""
+    members = set(partition.members.tolist())
+    assert len(members) == len(partition.members)
+    client_rows = np.concatenate(partition.clients)
+    assert len(set(client_rows.tolist())) == len(client_rows) and set(client_rows.tolist()) == members
+    seen = set(members)
+    for role in NON_MEMBER_ROLES:
+        rows = set(getattr(partition, role).tolist())
+        assert len(rows) == len(getattr(partition, role)) and not rows & seen, role
+        seen |= rows
+    eval_members, known_members = set(partition.eval_members.tolist()), set(partition.known_members.tolist())
+    assert eval_members <= members and known_members <= members and not eval_members & known_members
+    if sizes is not None:
+        assert len(partition.clients) == sizes.clients
+        assert (len(partition.test), len(partition.eval_nonmembers), len(partition.known_nonmembers)) == \
+               (sizes.test_size, sizes.eval_size, sizes.known_size)
+        assert (len(partition.eval_members), len(partition.known_members)) == (sizes.eval_size, sizes.known_size)
+        if sizes.shadow_pool_size is not None:  # a cap: rows left over beyond it stay unused
+            assert len(partition.shadow_pool) <= sizes.shadow_pool_size
+
+
+def same_partition(first, second) -> bool:
+    roles = ("members", "eval_members", "known_members", *NON_MEMBER_ROLES)
+    return len(first.clients) == len(second.clients) and \
+        all(np.array_equal(a, b) for a, b in zip(first.clients, second.clients)) and \
+        all(np.array_equal(getattr(first, role), getattr(second, role)) for role in roles)
+
+
+def writer_groups(rng: np.random.Generator, writers: int, low: int, high: int) -> np.ndarray:
+    """A shuffled writer id per row, each writer with between low and high rows (LEAF-like)."""
+    return rng.permutation(np.repeat(np.arange(writers), rng.integers(low, high, writers)))
+
+
+# ---------------------------------------------------------------- the PARTITIONS rows
+
+
+def test_every_dataset_has_a_partition_row():
+    assert set(DATASETS) <= set(PARTITIONS)
+
+
+@pytest.mark.parametrize("dataset", sorted(ROWS))
+@pytest.mark.parametrize("quick", [False, True])
+def test_partition_row_fits_its_dataset(dataset, quick):
+    sizes = PARTITIONS[dataset].quick() if quick else PARTITIONS[dataset]
+    labels = np.random.default_rng(0).integers(0, 10, ROWS[dataset])
+    partition = split_roles(ROWS[dataset], sizes, seed=0, labels=labels)
+    check_partition(partition, sizes)
+    assert len(partition.members) == sizes.clients * sizes.client_size
+
+
+@pytest.mark.parametrize("quick", [False, True])
+def test_femnist_row_fits_a_leaf_sized_dataset(quick):
+    """LEAF's FEMNIST with --sf 0.05: about 180 writers of about 225 rows each."""
+    sizes = PARTITIONS["femnist"].quick() if quick else PARTITIONS["femnist"]
+    assert isinstance(sizes, WriterSizes)
+    groups = writer_groups(np.random.default_rng(0), 180, 100, 350)
+    partition = split_roles(len(groups), sizes, seed=0, groups=groups)
+    check_partition(partition, sizes)
+    for rows in partition.clients:
+        assert len(np.unique(groups[rows])) == sizes.writers_per_client
+
+
+def test_location_row_leaves_a_shadow_pool():
+    partition = split_roles(5010, PARTITIONS["location"], seed=0)
+    assert [len(rows) for rows in partition.clients] == [150] * 10
+    assert len(partition.shadow_pool) == 5010 - 1500 - 1000 - 500 - 500
+
+
+# ---------------------------------------------------------------- IID
+
+
+def test_iid_partition_is_sized_disjoint_and_seeded():
+    sizes = PartitionSizes(clients=4, client_size=50, test_size=100, eval_size=60, known_size=40, shadow_pool_size=70)
+    partition = split_roles(1000, sizes, seed=1)
+    check_partition(partition, sizes)
+    assert [len(rows) for rows in partition.clients] == [50] * 4
+    assert same_partition(partition, split_roles(1000, sizes, seed=1))
+    assert not same_partition(partition, split_roles(1000, sizes, seed=2))
+
+
+def test_iid_partition_too_large_for_the_dataset_is_refused():
+    with pytest.raises(P2Error, match="the dataset has 500 rows"):
+        split_roles(500, PartitionSizes(clients=4, client_size=100, test_size=100, eval_size=20, known_size=20), seed=0)
+
+
+# ---------------------------------------------------------------- Dirichlet
+
+
+def dirichlet(alpha: float, **overrides) -> DirichletSizes:
+    values = dict(clients=5, client_size=400, test_size=500, eval_size=200, known_size=100, alpha=alpha)
+    values.update(overrides)
+    return DirichletSizes(**values)
+
+
+def classes_per_client(partition, labels: np.ndarray, share: float = 0.05) -> float:
+    """Mean number of classes holding at least `share` of a client's rows."""
+    counts = [np.bincount(labels[rows], minlength=10) / len(rows) for rows in partition.clients]
+    return float(np.mean([(c >= share).sum() for c in counts]))
+
+
+def test_dirichlet_partition_deals_the_iid_members_by_label():
+    labels = np.random.default_rng(0).integers(0, 10, 5000)
+    skewed = split_roles(5000, dirichlet(0.1), seed=3, labels=labels)
+    iid = split_roles(5000, PartitionSizes(clients=5, client_size=400, test_size=500, eval_size=200, known_size=100),
+                      seed=3)
+    check_partition(skewed, dirichlet(0.1))
+    assert sum(len(rows) for rows in skewed.clients) == 2000
+    assert len({len(rows) for rows in skewed.clients}) > 1  # sizes vary around client_size
+    assert min(len(rows) for rows in skewed.clients) >= dirichlet(0.1).min_client_size
+    # same members and every other role as the IID partition of the same seed: only the dealing differs
+    assert set(skewed.members.tolist()) == set(iid.members.tolist())
+    for role in ("eval_members", "known_members", *NON_MEMBER_ROLES):
+        assert np.array_equal(getattr(skewed, role), getattr(iid, role)), role
+    assert classes_per_client(skewed, labels) < 6 < classes_per_client(iid, labels)
+    assert classes_per_client(split_roles(5000, dirichlet(1000.0), seed=3, labels=labels), labels) > 9
+
+
+def test_dirichlet_partition_is_seeded():
+    labels = np.random.default_rng(0).integers(0, 10, 5000)
+    first = split_roles(5000, dirichlet(0.5), seed=4, labels=labels)
+    assert same_partition(first, split_roles(5000, dirichlet(0.5), seed=4, labels=labels))
+    assert not same_partition(first, split_roles(5000, dirichlet(0.5), seed=5, labels=labels))
+
+
+@pytest.mark.parametrize("sizes, labels, problem", [
+    (dirichlet(0.0), np.zeros(5000, dtype=np.int64), "ALPHA=0.0 must be positive"),
+    (dirichlet(0.5), None, "needs the labels"),
+    (dirichlet(0.5, min_client_size=500), np.zeros(5000, dtype=np.int64), "MIN_CLIENT_SIZE"),
+    (dirichlet(0.01, min_client_size=300), np.arange(5000) % 2, "raise ALPHA"),
+])
+def test_impossible_dirichlet_partition_is_refused(sizes, labels, problem):
+    with pytest.raises(P2Error, match=problem):
+        split_roles(5000, sizes, seed=0, labels=labels)
+
+
+# ---------------------------------------------------------------- natural partition by writer
+
+
+def writer_sizes(**overrides) -> WriterSizes:
+    values = dict(clients=4, client_size=None, writers_per_client=3, test_size=200, eval_size=50, known_size=50)
+    values.update(overrides)
+    return WriterSizes(**values)
+
+
+def test_writer_partition_keeps_each_writer_inside_one_client():
+    groups = writer_groups(np.random.default_rng(1), 40, 20, 60)
+    partition = split_roles(len(groups), writer_sizes(), seed=0, groups=groups)
+    check_partition(partition, writer_sizes())
+    client_writers = [set(groups[rows].tolist()) for rows in partition.clients]
+    assert [len(writers) for writers in client_writers] == [3] * 4
+    member_writers = set().union(*client_writers)
+    assert len(member_writers) == 12  # no writer in two clients
+    for client, rows in zip(client_writers, partition.clients):  # a client holds all of its writers' rows
+        assert len(rows) == np.isin(groups, list(client)).sum()
+    for role in NON_MEMBER_ROLES:  # non-members come from the other writers only
+        assert not set(groups[getattr(partition, role)].tolist()) & member_writers, role
+    assert len(partition.shadow_pool) == (~np.isin(groups, list(member_writers))).sum() - 300
+
+
+def test_writer_partition_caps_clients_and_is_seeded():
+    groups = writer_groups(np.random.default_rng(1), 40, 20, 60)
+    capped = split_roles(len(groups), writer_sizes(client_size=25), seed=0, groups=groups)
+    assert [len(rows) for rows in capped.clients] == [25] * 4
+    for rows in capped.clients:
+        assert len(np.unique(groups[rows])) <= 3
+    first = split_roles(len(groups), writer_sizes(), seed=7, groups=groups)
+    assert same_partition(first, split_roles(len(groups), writer_sizes(), seed=7, groups=groups))
+    assert not same_partition(first, split_roles(len(groups), writer_sizes(), seed=8, groups=groups))
+
+
+@pytest.mark.parametrize("sizes, groups, problem", [
+    (writer_sizes(), None, "needs a writer id per row"),
+    (writer_sizes(clients=10, writers_per_client=4), np.repeat(np.arange(40), 30), "has 40 writers"),
+    (writer_sizes(test_size=2000), np.repeat(np.arange(40), 30), "non-member writers have 840 rows"),
+    (writer_sizes(eval_size=300, known_size=100), np.repeat(np.arange(40), 30), "exceeds the 360 rows"),
+])
+def test_impossible_writer_partition_is_refused(sizes, groups, problem):
+    with pytest.raises(P2Error, match=problem):
+        split_roles(1200, sizes, seed=0, groups=groups)
+
+
+# ---------------------------------------------------------------- files in the real formats
+
+
+def idx_bytes(array: np.ndarray, magic: int) -> bytes:
+    return struct.pack(f">{1 + array.ndim}I", magic, *array.shape) + array.astype(np.uint8).tobytes()
+
+
+def write_mnist(folder: Path, train: int = 2000, test: int = 300) -> np.ndarray:
+    """Gzip IDX files under their official names; label k draws a bright bar on row 2k + 4."""
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, train + test)
+    images = rng.integers(0, 60, (train + test, 28, 28))
+    images[np.arange(len(labels)), 2 * labels + 4, 4:24] = 255
+    folder.mkdir(parents=True, exist_ok=True)
+    for prefix, rows in (("train", slice(0, train)), ("t10k", slice(train, None))):
+        (folder / f"{prefix}-images-idx3-ubyte.gz").write_bytes(gzip.compress(idx_bytes(images[rows], 2051)))
+        (folder / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_bytes(labels[rows], 2049)))
+    return labels
+
+
+def write_leaf(folder: Path, writers: int = 30, rows: int = 20) -> None:
+    """LEAF's JSON, writers split over two files as LEAF writes them."""
+    rng = np.random.default_rng(0)
+    names = [f"f{index:04d}_{index % 7:02d}" for index in range(writers)]
+    for part, chunk in enumerate((names[:writers // 2], names[writers // 2:])):
+        content = {"users": chunk, "num_samples": [rows] * len(chunk),
+                   "user_data": {name: {"x": rng.random((rows, 784)).round(3).tolist(),
+                                        "y": rng.integers(0, 62, rows).tolist()} for name in chunk}}
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"all_data_{part}.json").write_text(json.dumps(content))
+
+
+def test_writer_partition_file_round_trip(folders, monkeypatch):
+    write_leaf(folders / "femnist")
+    sizes = WriterSizes(clients=3, client_size=None, writers_per_client=2, test_size=100, eval_size=30, known_size=30)
+    monkeypatch.setitem(PARTITIONS, "femnist", sizes)
+    run = Run("femnist", seed=0)
+    written = write_partition(run)
+    assert same_partition(written, load_partition(run))
+    _, meta = load_arrays(run.partition_path)
+    assert meta["scheme"] == "writers" and meta["sizes"]["writers_per_client"] == 2
+    assert [len(rows) for rows in written.clients] == [40] * 3
+
+
+def test_dirichlet_partition_file_round_trip(folders, monkeypatch):
+    labels = write_mnist(folders / "mnist")
+    sizes = DirichletSizes(clients=4, client_size=150, test_size=200, eval_size=100, known_size=100, alpha=0.3)
+    monkeypatch.setitem(PARTITIONS, "mnist", sizes)
+    run = Run("mnist", seed=0)
+    written = write_partition(run)
+    loaded = load_partition(run)
+    assert same_partition(written, loaded)
+    assert len({len(rows) for rows in loaded.clients}) > 1 and sum(len(rows) for rows in loaded.clients) == 600
+    assert len(loaded.shadow_pool) == 2300 - 600 - 400
+    assert classes_per_client(loaded, labels) < 9
+    assert load_arrays(run.partition_path)[1]["scheme"] == "dirichlet"
+
+
+# ---------------------------------------------------------------- the quick pipeline on MNIST
+
+
+def test_quick_pipeline_on_mnist_end_to_end(folders, tmp_path, one_thread):
+    """Partition, FedAvg, the P2 round and the white-box attack on both models, with the constants
+    of the MNIST scripts in their quick preset; main.py --dataset mnist --quick runs these stages."""
+    from defend import p2_stage
+    from defend.defend_mnist import SETTINGS as P2_SETTINGS
+    from FL_model_generation import fl_stage
+    from FL_model_generation.FL_model_for_mnist import SETTINGS as FL_SETTINGS
+    from menif_attack import gradient_attack_stage
+    from menif_attack.membership_attack_mnist import SETTINGS as ATTACK_SETTINGS
+
+    write_mnist(folders / "mnist")
+    run = Run("mnist", seed=0, quick=True)
+    partition = write_partition(run)
+    check_partition(partition, PARTITIONS["mnist"].quick())
+    assert [len(rows) for rows in partition.clients] == [150] * 3 and len(partition.shadow_pool) == 1200
+
+    fl_stage.train_fl_model(run, FL_SETTINGS)
+    assert fl_stage.is_done(run, FL_SETTINGS)
+    assert run.fl_client_path(2, 2).is_file()
+
+    p2_stage.run_stage(run, P2_SETTINGS)
+    assert p2_stage.is_done(run, P2_SETTINGS)
+    fl_model, _ = fl_stage.load_model(run.fl_final_path, run)
+    p2_model, meta = fl_stage.load_model(run.p2_global_path, run)
+    assert list(meta["settings"]["trainable"]) == ["fc"] and len(meta["client_stats"]) == 3
+    # only the fully connected layers moved (the frozen convolutions up to FedAvg's float rounding);
+    # whether labels are kept is tested in test_p2_protection.py: two quick rounds leave this model
+    # near chance (top probability ~0.11), where any change flips labels
+    fl_state, p2_state = fl_model.state_dict(), p2_model.state_dict()
+    assert all(torch.allclose(fl_state[name], p2_state[name], rtol=0, atol=1e-6) for name in fl_state
+               if name.startswith("conv"))
+    assert not torch.equal(fl_state["fc1.weight"], p2_state["fc1.weight"])
+    assert all(0 < stats["mean_lambda"] <= 1 and 0 <= stats["labels_kept"] <= 1 for stats in meta["client_stats"])
+
+    for target in ("fl", "p2"):
+        metrics = gradient_attack_stage.attack_target(run, ATTACK_SETTINGS, target)
+        assert 0 <= metrics["auc"] <= 1 and 0 <= metrics["tpr_at_1pct_fpr"] <= 1
+        assert gradient_attack_stage.is_done(run, ATTACK_SETTINGS, target)
+        arrays, _ = load_arrays(run.score_path("gradient", target))
+        assert len(arrays["scores"]) == 2 * len(partition.eval_members)
+    for folder in (run.model_dir, run.results_dir):
+        assert tmp_path in folder.parents
+
+
+def test_main_quick_on_mnist(folders, one_thread, capsys):
+    """The same through main.py, once main.py accepts MNIST (SUPPORTED is the lead's to change)."""
+    import main
+
+    if "mnist" not in main.SUPPORTED:
+        pytest.skip("main.py does not list mnist in SUPPORTED yet")
+    write_mnist(folders / "mnist")
+    main.main(["--dataset", "mnist", "--quick"])
+    assert "mnist (quick preset" in capsys.readouterr().out

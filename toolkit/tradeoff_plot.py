@@ -114,7 +114,7 @@ def write_tradeoff_plot(summary: dict, path: Path) -> Path:
     seeds = summary.get("seed")
     seeds = seeds if isinstance(seeds, list) else [seeds]
     title = (f"{summary.get('dataset', '?')}: privacy-utility trade-off ({summary.get('preset', '?')} preset, "
-             f"seeds {seeds}; strongest of {sorted(summary.get('attacks', {}))} per model)")
+             f"seeds {seeds})\nper model, the strongest of: {', '.join(sorted(summary.get('attacks', {})))}")
     if skipped:
         title += f"\nno attack result for: {', '.join(skipped)}"
     figure.suptitle(title, fontsize=10)

@@ -63,6 +63,31 @@ _SOURCES = {
 DATASETS = tuple(_SOURCES)
 
 
+def _any_of(*names: str) -> Callable[[Path], bool]:
+    return lambda folder: any((folder / name).exists() for name in names)
+
+
+_IDX_NAMES = [name for pair in idx.PAIRS for name in pair]
+# Whether the raw files are already there, by file name only (nothing is read or downloaded).
+_PRESENT: dict[str, Callable[[Path], bool]] = {
+    "adult": lambda folder: all((folder / name).is_file() for name in adult.FILES),
+    "purchase100": _any_of(labelled_lines.PURCHASE.member, labelled_lines.PURCHASE.archive),
+    "location": _any_of(labelled_lines.LOCATION.member, labelled_lines.LOCATION.archive),
+    "mnist": lambda folder: all((folder / name).is_file() or (folder / f"{name}.gz").is_file() for name in _IDX_NAMES),
+    "femnist": lambda folder: folder.is_dir() and next(folder.rglob("*.json"), None) is not None,
+    "cifar10": _any_of(cifar_pickle.FOLDER, cifar_pickle.ARCHIVE),
+}
+
+
+def raw_files_present(name: str, data_dir: str | Path | None = None) -> bool:
+    """True when the raw files of this dataset are in <data dir>/<folder>/ (checked by name, no download)."""
+    if name not in _SOURCES:
+        raise P2Error(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    source = _SOURCES[name]
+    present = _PRESENT.get(source.folder)
+    return present is not None and present(data_root(data_dir) / source.folder)
+
+
 def load_dataset(name: str, data_dir: str | Path | None = None) -> Dataset:
     """The named dataset, from the cache when it was built from the same raw files and code."""
     if name not in _SOURCES:

@@ -14,17 +14,18 @@ import logging  # noqa: E402
 import time  # noqa: E402
 
 import data_partitioning  # noqa: E402
-from data_preprocessing import load_dataset  # noqa: E402
+from data_preprocessing import load_dataset, raw_files_present  # noqa: E402
 from defend import p2_stage  # noqa: E402
 from FL_model_generation import fl_stage  # noqa: E402
 from menif_attack import gradient_attack_stage  # noqa: E402
 from other_attack_and_defend import attack_suite, defense_suite  # noqa: E402
 from toolkit import cli, summary  # noqa: E402
 from toolkit.errors import P2Error  # noqa: E402
+from toolkit.paths import data_root  # noqa: E402
 from toolkit.run import Run  # noqa: E402
 
 log = logging.getLogger("main")
-SUPPORTED = ("adult",)
+SUPPORTED = ("adult", "purchase100", "location", "mnist", "femnist", "cifar10")
 ALL_ATTACKS = ("gradient",) + attack_suite.ATTACKS
 
 
@@ -85,9 +86,24 @@ def run_experiment(run: Run, attacks: list[str], force: bool) -> dict:
     return result
 
 
+def datasets_to_run(choice: str, data_dir) -> list[str]:
+    """The chosen dataset; for "all", every supported dataset whose raw files are in the data dir."""
+    if choice != "all":
+        return [choice]
+    present = [name for name in SUPPORTED if raw_files_present(name, data_dir)]
+    for name in SUPPORTED:
+        if name not in present:
+            log.info("%s: raw files not in %s, skipped", name, data_root(data_dir) / name)
+    if not present:
+        raise P2Error(f"--dataset all: no raw files of any supported dataset ({', '.join(SUPPORTED)}) "
+                      f"in {data_root(data_dir)}; see dataset/README.md or pass --data-dir")
+    return present
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="adult", choices=SUPPORTED, help="dataset (default: adult)")
+    parser.add_argument("--dataset", default="adult", choices=(*SUPPORTED, "all"),
+                        help="dataset, or all: every one whose raw files are present (default: adult)")
     parser.add_argument("--seed", type=int, nargs="+", default=[0],
                         help="one or more seeds; several give mean and std (default: 0)")
     parser.add_argument("--quick", action="store_true", help="reduced preset for smoke runs (own output folders)")
@@ -99,13 +115,14 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     cli.setup_logging(args.verbose)
     started = time.perf_counter()
-    results = [run_experiment(Run(args.dataset, seed, args.quick, args.data_dir), args.attacks, args.force)
-               for seed in args.seed]
-    combined = summary.combine(results)
-    if not args.quick:
-        summary.save(summary.dataset_summary_path(args.dataset), combined)
-        summary.write_tradeoff(combined)
-    print(summary.format_table(combined))
+    for dataset in datasets_to_run(args.dataset, args.data_dir):
+        results = [run_experiment(Run(dataset, seed, args.quick, args.data_dir), args.attacks, args.force)
+                   for seed in args.seed]
+        combined = summary.combine(results)
+        if not args.quick:
+            summary.save(summary.dataset_summary_path(dataset), combined)
+            summary.write_tradeoff(combined)
+        print(summary.format_table(combined))
     log.info("total wall time %.1f s", time.perf_counter() - started)
 
 

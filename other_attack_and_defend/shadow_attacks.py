@@ -129,22 +129,30 @@ def effective(run: Run, settings):
 
 # ---------------------------------------------------------------- which rows the shadows use
 
-def shokri_shadow_rows(pool: np.ndarray, settings: ShokriSettings, seed: int) -> np.ndarray:
+def _where(script: str, dataset: str | None) -> str:
+    """Where the constant to change lives, for the error messages."""
+    return f"other_attack_and_defend/{script}_{dataset}.py" if dataset else f"the {script}_<dataset>.py script"
+
+
+def shokri_shadow_rows(pool: np.ndarray, settings: ShokriSettings, seed: int, dataset: str | None = None) -> np.ndarray:
     """(num_shadows, shadow_size) rows of the shadow pool: per shadow, first half in, second half out.
     Each shadow draws its rows independently (shadows may share rows, as in Shokri et al.)."""
     if settings.shadow_size > len(pool):
         raise P2Error(f"Shokri SHADOW_SIZE={settings.shadow_size} exceeds the {len(pool)} rows of the shadow pool; "
-                      f"lower it or enlarge the pool in data_partitioning.py")
+                      f"lower SHADOW_SIZE in {_where('shokri_attack', dataset)} or enlarge the pool in "
+                      f"data_partitioning.py")
     return np.stack([numpy_rng(seed, "shokri", "shadow", s).choice(pool, settings.shadow_size, replace=False)
                      for s in range(settings.num_shadows)])
 
 
-def ml_leaks_shadow_rows(pool: np.ndarray, settings: MLLeaksSettings, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def ml_leaks_shadow_rows(pool: np.ndarray, settings: MLLeaksSettings, seed: int,
+                         dataset: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Disjoint (in, out) rows of the shadow pool for the one ML-Leaks shadow model."""
     need = settings.in_size + settings.out_size
     if need > len(pool):
         raise P2Error(f"ML-Leaks IN_SIZE + OUT_SIZE = {need} exceeds the {len(pool)} rows of the shadow pool; "
-                      f"lower them or enlarge the pool in data_partitioning.py")
+                      f"lower SHADOW_IN / SHADOW_OUT in {_where('ML_leaks_attack', dataset)} or enlarge the pool "
+                      f"in data_partitioning.py")
     chosen = numpy_rng(seed, "ml_leaks", "shadow").choice(pool, need, replace=False)
     return chosen[:settings.in_size], chosen[settings.in_size:]
 
@@ -205,7 +213,7 @@ def prepare_shokri(run: Run, settings: ShokriSettings, fl: FLSettings) -> None:
     """Train and cache the Shokri shadow models of this run."""
     settings = effective(run, settings)
     dataset, partition = load_dataset(run.dataset, run.data_dir), load_partition(run)
-    rows = shokri_shadow_rows(partition.shadow_pool, settings, run.seed)
+    rows = shokri_shadow_rows(partition.shadow_pool, settings, run.seed, run.dataset)
     half = settings.shadow_size // 2
     _train_shadows(run, "shokri", settings, fl, [(r[:half], r[half:]) for r in rows], partition, dataset)
     save_arrays(rows_path(run, "shokri"), _prep_meta(run, "shokri", settings, fl, partition.shadow_pool),
@@ -215,7 +223,7 @@ def prepare_shokri(run: Run, settings: ShokriSettings, fl: FLSettings) -> None:
 def prepare_ml_leaks(run: Run, settings: MLLeaksSettings, fl: FLSettings) -> None:
     settings = effective(run, settings)
     dataset, partition = load_dataset(run.dataset, run.data_dir), load_partition(run)
-    rows_in, rows_out = ml_leaks_shadow_rows(partition.shadow_pool, settings, run.seed)
+    rows_in, rows_out = ml_leaks_shadow_rows(partition.shadow_pool, settings, run.seed, run.dataset)
     _train_shadows(run, "ml_leaks", settings, fl, [(rows_in, rows_out)], partition, dataset)
     save_arrays(rows_path(run, "ml_leaks"), _prep_meta(run, "ml_leaks", settings, fl, partition.shadow_pool),
                 rows_in=rows_in, rows_out=rows_out)

@@ -354,3 +354,98 @@ def test_main_quick_on_mnist(folders, one_thread, capsys):
     write_mnist(folders / "mnist")
     main.main(["--dataset", "mnist", "--quick"])
     assert "mnist (quick preset" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- which datasets main.py can run
+
+STAGE_SCRIPTS = ("FL_model_generation/FL_model_for_{}.py", "defend/defend_{}.py",
+                 "menif_attack/membership_attack_{}.py", "other_attack_and_defend/shokri_attack_{}.py",
+                 "other_attack_and_defend/ML_leaks_attack_{}.py", "other_attack_and_defend/reference_attacks_{}.py",
+                 "other_attack_and_defend/baseline_defenses_{}.py")
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_every_supported_dataset_has_every_stage_script():
+    import main
+
+    missing = [pattern.format(dataset) for dataset in main.SUPPORTED for pattern in STAGE_SCRIPTS
+               if not (REPO / pattern.format(dataset)).is_file()]
+    assert not missing
+    for dataset in main.SUPPORTED:  # the constants load and fit the dataset's class count
+        settings = main.stage_constants(dataset)
+        assert all(k >= 1 for k in settings["defenses"].top_k)
+
+
+def test_stage_scripts_of_one_dataset_answer_help():
+    import subprocess
+    import sys
+
+    for pattern in STAGE_SCRIPTS:
+        script = REPO / pattern.format("location")
+        done = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=120,
+                              cwd=REPO, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+        assert done.returncode == 0, f"{script.name}: {done.stderr[-2000:]}"
+        assert "usage" in done.stdout.lower(), script.name
+
+
+def test_location_shadow_sizes_fit_its_pool_and_a_misfit_names_the_constant():
+    from other_attack_and_defend import ML_leaks_attack_location as ml_leaks, shokri_attack_location as shokri
+    from other_attack_and_defend.shadow_attacks import ml_leaks_shadow_rows, shokri_shadow_rows
+
+    pool = split_roles(5010, PARTITIONS["location"], seed=0).shadow_pool
+    assert len(shokri_shadow_rows(pool, shokri.SETTINGS, seed=0, dataset="location")[0]) == shokri.SHADOW_SIZE
+    assert len(ml_leaks_shadow_rows(pool, ml_leaks.SETTINGS, seed=0, dataset="location")[0]) == ml_leaks.SHADOW_IN
+    from other_attack_and_defend.shadow_attacks import MLLeaksSettings, ShokriSettings
+    with pytest.raises(P2Error, match=r"lower SHADOW_SIZE in other_attack_and_defend/shokri_attack_location\.py"):
+        shokri_shadow_rows(pool, ShokriSettings(shadow_size=2000), seed=0, dataset="location")
+    with pytest.raises(P2Error, match=r"SHADOW_IN / SHADOW_OUT in other_attack_and_defend/ML_leaks_attack_location"):
+        ml_leaks_shadow_rows(pool, MLLeaksSettings(in_size=3000, out_size=3000), seed=0, dataset="location")
+
+
+def test_raw_files_present_checks_names_only(tmp_path):
+    from data_preprocessing import raw_files_present
+
+    assert not any(raw_files_present(name, tmp_path) for name in DATASETS)
+    touch = {"adult": ["adult/adult.data", "adult/adult.test"], "purchase100": ["purchase100/dataset_purchase.tgz"],
+             "location": ["location/bangkok"], "femnist": ["femnist/data/all_data/all_data_0.json"],
+             "cifar10": ["cifar10/cifar-10-python.tar.gz"]}
+    for name, files in touch.items():
+        for index, file in enumerate(files):
+            assert not raw_files_present(name, tmp_path)
+            (tmp_path / file).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / file).write_bytes(b"")
+        assert raw_files_present(name, tmp_path), name
+    assert raw_files_present("purchase50", tmp_path)  # the variants share purchase100's files
+    names = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+    (tmp_path / "mnist").mkdir()
+    for index, name in enumerate(names):
+        assert not raw_files_present("mnist", tmp_path)
+        (tmp_path / "mnist" / (name + (".gz" if index % 2 else ""))).write_bytes(b"")
+    assert raw_files_present("mnist", tmp_path)
+    (tmp_path / "cifar10" / "cifar-10-python.tar.gz").unlink()
+    (tmp_path / "cifar10" / "cifar-10-batches-py").mkdir()
+    assert raw_files_present("cifar10", tmp_path)
+    with pytest.raises(P2Error, match="unknown dataset"):
+        raw_files_present("svhn", tmp_path)
+
+
+def test_main_all_runs_the_present_datasets_and_refuses_none(folders, monkeypatch, caplog):
+    import logging
+
+    import main
+
+    with pytest.raises(P2Error, match=f"no raw files of any supported dataset .* in {folders}"):
+        main.datasets_to_run("all", None)
+    write_mnist(folders / "mnist", train=20, test=10)
+    (folders / "location").mkdir()
+    (folders / "location" / "bangkok").write_text("")
+    with caplog.at_level(logging.INFO, logger="main"):
+        assert main.datasets_to_run("all", None) == ["location", "mnist"]
+    assert "adult: raw files not in" in caplog.text and "cifar10: raw files not in" in caplog.text
+    assert main.datasets_to_run("cifar10", None) == ["cifar10"]
+    ran = []
+    monkeypatch.setattr(main, "run_experiment", lambda run, attacks, force: ran.append(run.dataset) or {})
+    monkeypatch.setattr(main.summary, "combine", lambda results: {})
+    monkeypatch.setattr(main.summary, "format_table", lambda combined: "")
+    main.main(["--dataset", "all", "--quick", "--attacks", "gap"])
+    assert ran == ["location", "mnist"]

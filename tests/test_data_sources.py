@@ -13,7 +13,6 @@ import struct
 import subprocess
 import sys
 import tarfile
-import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -36,19 +35,6 @@ ADULT_TEST = """\
 18, ?, 103497, Some-college, 10, Never-married, ?, Own-child, White, Female, 0, 0, 30, ?, >50K.
 
 """
-
-
-@pytest.fixture(autouse=True)
-def offline(monkeypatch):
-    """Only file:// URLs open, so a test can never reach the network by mistake."""
-    real = urllib.request.urlopen
-
-    def urlopen(url, *args, **kwargs):
-        if not str(url).startswith("file:"):
-            raise OSError(f"network disabled in tests: {url}")
-        return real(url, *args, **kwargs)
-
-    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ No test reads shared data or the network: every data, cache, model and results f
 import gzip
 import json
 import struct
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -23,19 +22,6 @@ from toolkit.run import Run
 ROWS = {"adult": 48842, "purchase100": 197324, "purchase2": 197324, "purchase10": 197324, "purchase20": 197324,
         "purchase50": 197324, "location": 5010, "mnist": 70000, "cifar10": 60000}
 NON_MEMBER_ROLES = ("test", "eval_nonmembers", "known_nonmembers", "shadow_pool")
-
-
-@pytest.fixture(autouse=True)
-def offline(monkeypatch):
-    """Only file:// URLs open, so a test can never reach the network by mistake."""
-    real = urllib.request.urlopen
-
-    def urlopen(url, *args, **kwargs):
-        if not str(url).startswith("file:"):
-            raise OSError(f"network disabled in tests: {url}")
-        return real(url, *args, **kwargs)
-
-    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
 
 
 @pytest.fixture

@@ -23,7 +23,10 @@ def choose_threshold(scores: np.ndarray, is_member: np.ndarray) -> float:
     is_member = np.asarray(is_member, dtype=bool)
     fpr, tpr, thresholds = roc_curve(is_member, scores)
     best = np.argmax(tpr - fpr)
-    return float(min(thresholds[best], np.finfo(np.float64).max))
+    if np.isfinite(thresholds[best]):
+        return float(thresholds[best])
+    top = float(np.max(scores))  # no threshold beats flagging nobody: a finite value above every score
+    return top + abs(top) + 1.0
 
 
 def membership_metrics(scores: np.ndarray, is_member: np.ndarray, threshold: float) -> dict:

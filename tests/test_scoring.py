@@ -50,3 +50,11 @@ def test_threshold_is_chosen_on_given_data_only():
     threshold = choose_threshold(scores, is_member)
     assert 0.5 < threshold <= 0.6
     assert balanced_accuracy(scores, is_member, threshold) == 1.0
+
+
+def test_useless_scores_give_a_finite_threshold_that_flags_nobody():
+    scores = np.array([0.1, 0.2, 0.8, 0.9])
+    is_member = np.array([1, 1, 0, 0], dtype=bool)  # members score lower: no threshold helps
+    threshold = choose_threshold(scores, is_member)
+    assert np.isfinite(np.float32(threshold)) and threshold > scores.max()
+    assert balanced_accuracy(scores, is_member, threshold) == 0.5

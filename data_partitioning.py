@@ -265,6 +265,17 @@ def load_partition(run: Run) -> Partition:
     return Partition(clients=clients, **{role: arrays[role] for role in ROLE_NAMES})
 
 
+def is_done(run: Run) -> bool:
+    """True when partition.npz exists and was drawn with the current PARTITIONS row for this run."""
+    try:
+        _, meta = load_arrays(run.partition_path, expect={"dataset": run.dataset, "seed": run.seed,
+                                                          "quick": run.quick})
+    except P2Error:
+        return False
+    sizes = sizes_for(run)
+    return meta.get("sizes") == asdict(sizes) and meta.get("scheme", "iid") == sizes.scheme  # files before schemes: iid
+
+
 def tensors(dataset, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     """Features and labels of `rows` as torch tensors."""
     return torch.from_numpy(dataset.features[rows]), torch.from_numpy(dataset.labels[rows])

@@ -37,19 +37,10 @@ def stage_constants(dataset: str) -> dict:
     return {stage: importlib.import_module(module).SETTINGS for stage, module in modules.items()}
 
 
-def partition_is_done(run: Run) -> bool:
-    try:
-        data_partitioning.load_partition(run)
-        _, meta = data_partitioning.load_arrays(run.partition_path)
-    except P2Error:
-        return False
-    return meta["sizes"] == data_partitioning.partition_meta(run, meta["num_rows"])["sizes"]
-
-
 def pipeline(run: Run, settings: dict, attacks: list[str]) -> list[tuple[str, callable, callable]]:
     """(name, is_done, do) for every stage, in order."""
     stages = [
-        ("partition", lambda: partition_is_done(run), lambda: data_partitioning.write_partition(run)),
+        ("partition", lambda: data_partitioning.is_done(run), lambda: data_partitioning.write_partition(run)),
         ("FedAvg", lambda: fl_stage.is_done(run, settings["fl"]), lambda: fl_stage.train_fl_model(run, settings["fl"])),
         ("P2 round", lambda: p2_stage.is_done(run, settings["p2"]), lambda: p2_stage.run_stage(run, settings["p2"])),
     ]

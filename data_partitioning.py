@@ -87,6 +87,8 @@ class WriterSizes(PartitionSizes):
 # - adult: the original (10 clients x 2,400 training rows; 48,842 rows in all).
 # - purchase100 (+ the KMeans variants purchase2/10/20/50, same rows): 197,324 rows; 10 x 2,000 = 20,000
 #   members, the order of the target training sets used with Purchase100 in the MIA literature (10-20k).
+#   The shadow pool is capped at 40,000 rows, so that each reference model (trained on half the pool)
+#   sees as many rows as the target (20,000), not 82,000 rows at four times the training time.
 # - location: only 5,010 rows: 10 x 150 = 1,500 members, 1,000 test, 500 + 500 evaluation, 500 + 500
 #   known to the attacker (members drawn from the 1,500), leaving 1,510 rows for the shadow pool.
 # - mnist: 70,000 rows: 10 x 2,000 = 20,000 members, the usual 10,000-row test set, 37,000 left over.
@@ -100,7 +102,8 @@ MNIST_DIRICHLET_ALPHA: float | None = None  # None: IID (default); e.g. 0.5 for 
 FEMNIST_CLIENTS = 10
 FEMNIST_WRITERS_PER_CLIENT = 5
 
-_PURCHASE = PartitionSizes(clients=10, client_size=2000, test_size=10000, eval_size=2000, known_size=1000)
+_PURCHASE = PartitionSizes(clients=10, client_size=2000, test_size=10000, eval_size=2000, known_size=1000,
+                           shadow_pool_size=40000)
 _MNIST = PartitionSizes(clients=10, client_size=2000, test_size=10000, eval_size=2000, known_size=1000)
 PARTITIONS = {
     "adult": PartitionSizes(clients=10, client_size=2400, test_size=4000, eval_size=2000, known_size=1000),

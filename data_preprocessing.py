@@ -115,6 +115,28 @@ def load_dataset(name: str, data_dir: str | Path | None = None) -> Dataset:
     return dataset
 
 
+def raw_data_provenance(name: str, data_dir: str | Path | None = None) -> str:
+    """Whether the raw files are the official release, said next to every result made from them.
+
+    Adult and MNIST are MD5-checked when read (a mismatch is an error unless P2_VERIFY_CHECKSUMS=0);
+    a CIFAR-10 archive that differs is accepted, since re-encoded copies are common, and flagged here.
+    """
+    source = _SOURCES[name]
+    folder = data_root(data_dir) / source.folder
+    if not download.checksums_enabled():
+        return "unverified (P2_VERIFY_CHECKSUMS=0)"
+    if source.folder in ("adult", "mnist"):
+        return "official (MD5 checked)"
+    if source.folder == "cifar10":
+        paths = source.locate(folder)
+        if paths != [folder / cifar_pickle.ARCHIVE]:
+            return "extracted batches (no published checksum)"
+        if download.md5_of(paths[0]) == download.CIFAR10_MD5:
+            return "official (MD5 checked)"
+        return "NOT the official archive (MD5 differs): results are approximate"
+    return "no published checksum"
+
+
 def describe(dataset: Dataset) -> str:
     counts = np.bincount(dataset.labels, minlength=dataset.num_classes)
     text = (

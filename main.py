@@ -14,12 +14,12 @@ import logging  # noqa: E402
 import time  # noqa: E402
 
 import data_partitioning  # noqa: E402
-from data_preprocessing import load_dataset, raw_files_present  # noqa: E402
+from data_preprocessing import load_dataset, raw_data_provenance, raw_files_present  # noqa: E402
 from defend import p2_stage  # noqa: E402
 from FL_model_generation import fl_stage  # noqa: E402
 from menif_attack import gradient_attack_stage  # noqa: E402
 from other_attack_and_defend import attack_suite, defense_suite  # noqa: E402
-from toolkit import cli, summary  # noqa: E402
+from toolkit import cli, overview, summary  # noqa: E402
 from toolkit.errors import P2Error  # noqa: E402
 from toolkit.paths import data_root  # noqa: E402
 from toolkit.run import Run  # noqa: E402
@@ -71,7 +71,7 @@ def run_experiment(run: Run, attacks: list[str], force: bool) -> dict:
         rerun = True
         log.info("%s: done in %.1f s", name, time.perf_counter() - started)
     result = summary.collect(run, {name: value.as_dict() for name, value in settings.items()},
-                             defense_suite.all_targets(run), attacks)
+                             defense_suite.all_targets(run), attacks, raw_data_provenance(run.dataset, run.data_dir))
     summary.save(run.results_dir / "summary.json", result)
     summary.write_figures(run, result)
     return result
@@ -113,6 +113,7 @@ def main(argv=None) -> None:
         if not args.quick:
             summary.save(summary.dataset_summary_path(dataset), combined)
             summary.write_tradeoff(combined)
+            overview.refresh()
         print(summary.format_table(combined))
     log.info("total wall time %.1f s", time.perf_counter() - started)
 

@@ -20,6 +20,8 @@ START_POINTS = ("global", "last_local")
 OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
 GRADIENT_CHUNK_ELEMENTS = 2 ** 25  # per-label gradients held at once (floats), bounds memory
 TOP_MARGIN = 1e-5  # lead the predicted label keeps over the poison label in a soft target
+STATEFUL_LAYERS = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._NormBase)  # differ per call or mode
+PREFIX_BATCH = 4096  # rows run through the frozen layers at once
 
 
 @dataclass(frozen=True)
@@ -126,13 +128,34 @@ def fine_tune(model: nn.Module, features: torch.Tensor, targets: torch.Tensor, s
         parameter.requires_grad_(not settings.trainable or name.startswith(settings.trainable))
     optimizer = OPTIMIZERS[settings.optimizer]([p for p in named.values() if p.requires_grad], lr=settings.lr)
     model.train()
+    tail, inputs = split_frozen_prefix(model, features)
     for _ in range(settings.epochs):
         for batch in minibatches(len(targets), settings.batch_size, generator):
             optimizer.zero_grad()
-            l2_target_loss(model(features[batch]), targets[batch]).backward()
+            l2_target_loss(tail(inputs[batch]), targets[batch]).backward()
             optimizer.step()
     for parameter in named.values():
         parameter.requires_grad_(True)
+
+
+def split_frozen_prefix(model: nn.Module, features: torch.Tensor) -> tuple[nn.Module, torch.Tensor]:
+    """(trainable tail of the model, its inputs): the leading layers that have nothing to train (the
+    frozen convolutions of a CNN) are run once here instead of in every one of P2's epochs.
+
+    Exact for deterministic layers; a model that is not a Sequential, or whose frozen part holds
+    dropout or batch normalisation, is returned whole with the raw features.
+    """
+    if not isinstance(model, nn.Sequential):
+        return model, features
+    modules = list(model)
+    cut = next((i for i, module in enumerate(modules) if any(p.requires_grad for p in module.parameters())),
+               len(modules))
+    if cut == 0 or any(isinstance(module, STATEFUL_LAYERS) for module in modules[:cut]):
+        return model, features
+    with torch.no_grad():
+        inputs = torch.cat([model[:cut](features[start:start + PREFIX_BATCH])
+                            for start in range(0, len(features), PREFIX_BATCH)])
+    return model[cut:], inputs
 
 
 def protect(model: nn.Module, features: torch.Tensor, labels: torch.Tensor, settings: P2Settings,

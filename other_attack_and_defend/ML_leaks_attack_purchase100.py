@@ -3,7 +3,7 @@ the target architecture (MLP 600-1024-512-256-128-100, tanh, from FL_model_for_p
 SHADOW_IN shadow-pool rows, SHADOW_OUT more held out; attack MLP 2-5-2 on the sorted top-3 released
 posteriors (TOP_K = 3 for 10+ classes, as the original does for CIFAR-10; Purchase100 has 100); threshold
 with the best balanced accuracy on the shadow's in/out rows. Sizes: SHADOW_IN = 2,000, about a client's
-training set (2,000 rows); the shadow pool (every row left over: about 164,000) is far larger than any
+training set (2,000 rows); the shadow pool (40,000 rows, data_partitioning.py) is far larger than any
 constant here. Shadow training: the original's shadow recipe for tabular data (as for Adult). Attack MLP:
 Adam lr 0.01, 30 epochs on standardised inputs, as for Adult (ML_leaks_attack_adult.py explains why not the
 original SGD lr 0.0035, 3 epochs). Quick runs: 300 in / 300 out rows. Run main.py first (or the FL and P2

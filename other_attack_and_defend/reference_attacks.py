@@ -34,7 +34,7 @@ from other_attack_and_defend.attack_common import (evaluation_rows, release_gene
                                                    save_scores, scores_up_to_date)
 from other_attack_and_defend.metric_attacks import (GAP_THRESHOLD, METRICS, TINY, gap_signal, logit_confidence,
                                                     metric_signal, true_class_mass)
-from toolkit.checkpoints import load_arrays, load_checkpoint, save_arrays, save_checkpoint
+from toolkit.checkpoints import checkpoint_matches, load_arrays, save_arrays, save_checkpoint
 from toolkit.errors import P2Error
 from toolkit.run import Run
 from toolkit.seeding import derive_seed, numpy_rng
@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 
 REFERENCE_ATTACKS = (*METRICS, "gap", "lira", "rmia")
 A_GRID = tuple(np.round(np.arange(0.0, 1.0001, 0.1), 2))  # candidate RMIA offline coefficients
+MIN_REFERENCE = 4  # two complementary pairs (see ReferenceSettings)
 
 
 @dataclass(frozen=True)
@@ -56,9 +57,10 @@ class ReferenceSettings:
     class_thresholds: bool = True             # Song & Mittal's class-dependent thresholds (not for loss)
 
     def __post_init__(self):
-        if self.num_reference < 2:
-            raise P2Error(f"NUM_REFERENCE={self.num_reference} must be at least 2 (one plays the target "
-                          f"while the others choose the thresholds)")
+        if self.num_reference < MIN_REFERENCE:
+            raise P2Error(f"NUM_REFERENCE={self.num_reference} must be at least {MIN_REFERENCE}: models come in "
+                          f"complementary pairs, and when one model plays the target (to choose thresholds), every "
+                          f"pool row needs an OUT model outside its pair")
         if self.rmia_a is not None and not 0 <= self.rmia_a <= 1:
             raise P2Error(f"RMIA_A={self.rmia_a} must lie in [0, 1] (or be None to tune it)")
         if not self.rmia_gamma > 0:
@@ -232,43 +234,53 @@ def reference_membership(pool: np.ndarray, num_reference: int, seed: int) -> np.
     return in_mask
 
 
+def _model_meta(run: Run, fl: FLSettings, pool: np.ndarray, clients: int, k: int) -> dict:
+    """What reference model k depends on. Not K: model k is the same for any number of models, so raising
+    NUM_REFERENCE trains only the new ones."""
+    return {"dataset": run.dataset, "seed": run.seed, "quick": run.quick, "clients": clients,
+            "settings": fl.as_dict(), "pool": rows_fingerprint(pool), "index": k}
+
+
 def _prep_meta(run: Run, settings: ReferenceSettings, fl: FLSettings, pool: np.ndarray, clients: int) -> dict:
     return {"dataset": run.dataset, "seed": run.seed, "quick": run.quick, "num_reference": settings.num_reference,
             "clients": clients, "settings": fl.as_dict(), "pool": rows_fingerprint(pool)}
 
 
 def prepare_references(run: Run, settings: ReferenceSettings, fl: FLSettings) -> None:
-    """Train and cache the K reference models of this run (FedAvg, like the target)."""
+    """Train and cache the K reference models of this run (FedAvg, like the target); models already
+    cached for this partition and recipe are kept."""
     settings = effective(run, settings)
     dataset, partition = load_dataset(run.dataset, run.data_dir), load_partition(run)
     pool, clients = partition.shadow_pool, len(partition.clients)
     if len(pool) // 2 < clients:
         raise P2Error(f"the shadow pool has {len(pool)} rows: too few for reference models over {clients} clients")
     in_mask = reference_membership(pool, settings.num_reference, run.seed)
-    meta = _prep_meta(run, settings, fl, pool, clients)
     for k in tqdm(range(settings.num_reference), desc="reference models", unit="model", leave=False):
+        meta = _model_meta(run, fl, pool, clients, k)
+        if checkpoint_matches(reference_path(run, k), meta, inputs=(run.partition_path,)):
+            log.info("reference model %d/%d up to date, kept", k + 1, settings.num_reference)
+            continue
         rows = pool[in_mask[k]]
         rows = rows[numpy_rng(run.seed, "reference", "clients", k).permutation(len(rows))]
         data = [tensors(dataset, part) for part in np.array_split(rows, clients)]
         state = federated_training(data, fl, derive_seed(run.seed, "reference", k),
                                    description=f"reference {k + 1}/{settings.num_reference}")
         save_checkpoint(reference_path(run, k), state, {**meta, "architecture": fl.architecture, "round": fl.rounds,
-                                                         "role": f"reference{k}", "index": k})
+                                                         "role": f"reference{k}"})
         log.info("reference model %d/%d trained on %d pool rows", k + 1, settings.num_reference, len(rows))
-    save_arrays(membership_path(run), meta, pool=pool, in_mask=in_mask)
+    save_arrays(membership_path(run), _prep_meta(run, settings, fl, pool, clients), pool=pool, in_mask=in_mask)
 
 
 def references_ready(run: Run, settings: ReferenceSettings, fl: FLSettings) -> bool:
     settings = effective(run, settings)
     try:
         partition = load_partition(run)
-        expect = _prep_meta(run, settings, fl, partition.shadow_pool, len(partition.clients))
-        load_arrays(membership_path(run), expect=expect)
-        for k in range(settings.num_reference):
-            load_checkpoint(reference_path(run, k), expect=expect)
+        pool, clients = partition.shadow_pool, len(partition.clients)
+        load_arrays(membership_path(run), expect=_prep_meta(run, settings, fl, pool, clients))
     except P2Error:
         return False
-    return True
+    return all(checkpoint_matches(reference_path(run, k), _model_meta(run, fl, pool, clients, k),
+                                  inputs=(run.partition_path,)) for k in range(settings.num_reference))
 
 
 class ReferenceData:

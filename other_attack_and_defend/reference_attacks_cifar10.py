@@ -3,9 +3,10 @@ attacks of Song & Mittal (2021), the label-only gap attack, offline LiRA (Carlin
 RMIA (Zarifzadeh et al. 2024, gamma = 1). NUM_REFERENCE reference models are trained like the target (LeNet
 on 32x32x3, FedAvg with the recipe of FL_model_for_cifar10.py) on random halves of the shadow pool split
 over the same number of clients, cached in model/cifar10/<run>/reference/ (see
-other_attack_and_defend/reference_attacks.py). NUM_REFERENCE = 4: 4 for image data (8 for tabular): each is
-a full FedAvg training of the CNN, and 4 keeps the CPU time sane; raise it on a GPU (Carlini et al. find
-LiRA keeps improving up to ~64 models). RMIA_POPULATION: None: the whole pool. Sizes: the shadow pool has
+other_attack_and_defend/reference_attacks.py). NUM_REFERENCE = 4, the minimum (two complementary pairs),
+as for MNIST: each is a full FedAvg training of the LeNet with the paper's recipe, about 8 minutes on one
+core of the 2-core CPU; raise it on a GPU (Carlini et al. find LiRA keeps improving up to ~64 models): the
+models already trained are kept and only the new ones are trained. RMIA_POPULATION: None: the whole pool. Sizes: the shadow pool has
 17,000 rows. Quick runs: at most 4 reference models."""
 import pathlib
 import sys
@@ -14,7 +15,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from other_attack_and_defend.attack_suite import script_main  # noqa: E402
 from other_attack_and_defend.reference_attacks import REFERENCE_ATTACKS, ReferenceSettings  # noqa: E402
 
-NUM_REFERENCE = 4               # reference models (4 for image data: CPU time)
+NUM_REFERENCE = 4               # reference models: the minimum, for CPU time (more on a GPU)
 LIRA_FIXED_VARIANCE = True      # one global variance: recommended by Carlini et al. below ~64 models
 RMIA_A = None                   # offline coefficient a; None = tuned on the reference models
 RMIA_GAMMA = 1.0

@@ -5,7 +5,7 @@ RMIA (Zarifzadeh et al. 2024, gamma = 1). NUM_REFERENCE reference models are tra
 the shadow pool split over the same number of clients, cached in model/purchase100/<run>/reference/ (see
 other_attack_and_defend/reference_attacks.py). NUM_REFERENCE = 8: 8 for tabular data, as for Adult.
 RMIA_POPULATION: 20,000 of the pool's rows, about Adult's whole pool, to bound RMIA's pairwise comparisons.
-Sizes: the shadow pool (every row left over: about 164,000) is far larger than any constant here. Quick
+Sizes: the shadow pool (40,000 rows, data_partitioning.py) is far larger than any constant here. Quick
 runs: at most 4 reference models."""
 import pathlib
 import sys

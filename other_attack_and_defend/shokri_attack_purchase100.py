@@ -3,7 +3,7 @@ NUM_SHADOWS shadow models of the target architecture (MLP 600-1024-512-256-128-1
 FL_model_for_purchase100.py), each on SHADOW_SIZE shadow-pool rows (2,000 in, 2,000 out: the in half matches
 a client's training set, 2,000 rows); attack MLPs 2-5-2 on the sorted top-3 released posteriors (TOP_K = 3
 for 10+ classes, as the reference does for CIFAR-10; Purchase100 has 100), combined by majority vote. Sizes:
-the shadow pool (every row left over: about 164,000) is far larger than any constant here. Shadow training:
+the shadow pool (40,000 rows, data_partitioning.py) is far larger than any constant here. Shadow training:
 the original's shadow recipe for tabular data (as for Adult). Attack MLPs: Adam lr 0.01, 60 epochs, as for
 Adult (see shokri_attack_adult.py). TRAINING = "fl" trains the shadows with the target's FedAvg recipe
 instead. Quick runs: 3 shadows of 400 rows. Run main.py first (or the FL and P2 stages)."""
@@ -15,7 +15,7 @@ from other_attack_and_defend.attack_suite import script_main  # noqa: E402
 from other_attack_and_defend.shadow_attacks import ShokriSettings  # noqa: E402
 
 NUM_SHADOWS = 9
-SHADOW_SIZE = 4000          # rows per shadow: half in, half out (must fit the shadow pool, about 164,000 rows)
+SHADOW_SIZE = 4000          # rows per shadow: half in, half out (must fit the shadow pool, 40,000 rows)
 TRAINING = "central"        # "central": the SHADOW_* constants; "fl": like the target
 SHADOW_OPTIMIZER = "adam"
 SHADOW_LR = 0.005

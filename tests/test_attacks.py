@@ -323,8 +323,8 @@ def test_too_small_a_pool_is_a_clear_error():
         shokri_shadow_rows(np.arange(100), ShokriSettings(shadow_size=200), seed=0)
     with pytest.raises(P2Error, match="IN_SIZE"):
         ml_leaks_shadow_rows(np.arange(100), MLLeaksSettings(in_size=60, out_size=60), seed=0)
-    with pytest.raises(P2Error, match="NUM_REFERENCE"):
-        reference_attacks.ReferenceSettings(num_reference=1)
+    with pytest.raises(P2Error, match="NUM_REFERENCE=3 must be at least 4"):
+        reference_attacks.ReferenceSettings(num_reference=3)
 
 
 # ---------------------------------------------------------------- the stages end to end
@@ -421,9 +421,15 @@ def test_changing_a_constant_reruns_only_what_depends_on_it(e2e, monkeypatch):
     monkeypatch.setattr(reference, "SETTINGS", replace(reference.SETTINGS, lira_fixed_variance=False))
     done = {name: is_done() for name, is_done, _ in attack_suite.attack_stages(run, targets[:1], selected)}
     assert done["reference models"] and done["loss attack on fl"] and not done["lira attack on fl"]
-    monkeypatch.setattr(reference, "SETTINGS", replace(reference.SETTINGS, num_reference=2))
-    done = {name: is_done() for name, is_done, _ in attack_suite.attack_stages(run, targets[:1], selected)}
+    kept = [reference_attacks.reference_path(run, k).stat().st_mtime_ns for k in range(4)]
+    monkeypatch.setattr(reference, "SETTINGS", replace(reference.SETTINGS, num_reference=6))
+    stages = attack_suite.attack_stages(run, targets[:1], ["loss"])
+    done = {name: is_done() for name, is_done, _ in stages}
     assert not done["reference models"] and not done["loss attack on fl"]
+    attack_suite.run_stages(stages)  # two more models: the four already trained are kept
+    assert [reference_attacks.reference_path(run, k).stat().st_mtime_ns for k in range(4)] == kept
+    assert reference_attacks.reference_path(run, 5).is_file()
+    assert all(is_done() for _, is_done, _ in attack_suite.attack_stages(run, targets[:1], ["loss"]))
 
 
 def test_unknown_attack_is_a_clear_error(e2e):

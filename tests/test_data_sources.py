@@ -399,6 +399,23 @@ def test_cifar_archive_missing_a_batch_is_refused(data_dir):
         load_dataset("cifar10")
 
 
+def test_provenance_flags_a_cifar_archive_that_is_not_the_official_one(data_dir, monkeypatch):
+    archive = data_dir / "cifar10" / "cifar-10-python.tar.gz"
+    write_cifar_tar(archive, cifar_batches(np.random.default_rng(2)))
+    write(data_dir / "location" / "bangkok", '"1",0,1\n')
+    provenance = data_preprocessing.raw_data_provenance
+    assert provenance("cifar10") == "unverified (P2_VERIFY_CHECKSUMS=0)"
+    monkeypatch.setenv("P2_VERIFY_CHECKSUMS", "1")
+    assert provenance("cifar10").startswith("NOT the official archive")
+    monkeypatch.setattr(download, "CIFAR10_MD5", md5(archive.read_bytes()))
+    assert provenance("cifar10") == "official (MD5 checked)"
+    assert provenance("mnist") == provenance("adult") == "official (MD5 checked)"  # both refuse other files
+    assert provenance("location") == "no published checksum"
+    for name, content in cifar_batches(np.random.default_rng(2)).items():
+        write(data_dir / "other" / "cifar10" / "cifar-10-batches-py" / name, content)
+    assert provenance("cifar10", data_dir / "other") == "extracted batches (no published checksum)"
+
+
 # ---------------------------------------------------------------- cache and command line
 
 

@@ -49,6 +49,7 @@ def test_summary_has_the_documented_keys(first_run):
     root, result = first_run
     summary = json.loads((root / "a" / "results" / "adult" / "quick_seed0" / "summary.json").read_text())
     assert summary["dataset"] == "adult" and summary["seed"] == 0 and summary["preset"] == "quick"
+    assert summary["raw_data"] == "unverified (P2_VERIFY_CHECKSUMS=0)"
     assert {"fl", "p2"} <= set(summary["models"])
     for utility in summary["models"].values():
         assert 0 <= utility["train_acc"] <= 1 and 0 <= utility["test_acc"] <= 1

@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from defend.p2_protection import P2Settings, fine_tune, poison_labels, protect, soft_targets
+from defend.p2_protection import P2Settings, fine_tune, poison_labels, protect, soft_targets, split_frozen_prefix
 from FL_model_generation.models import build_model
 from toolkit.errors import P2Error
 
@@ -100,6 +100,44 @@ def test_fine_tune_changes_only_trainable_layers():
     for name, parameter in model.named_parameters():
         changed = not torch.equal(before[name], parameter)
         assert changed == name.startswith("fc3"), name
+
+
+def test_fine_tune_with_frozen_convolutions_matches_the_plain_loop():
+    """The frozen convolutions run once; the result must equal training the whole model every step."""
+    architecture = {"kind": "cnn", "in_channels": 1, "num_classes": 4, "image_size": 12, "channels": [3, 5],
+                    "hidden": [8], "kernel_size": 3, "padding": 1}
+    torch.manual_seed(0)
+    model = build_model(architecture)
+    reference = build_model(architecture)
+    reference.load_state_dict(model.state_dict())
+    features = torch.rand(70, 1, 12, 12)
+    targets = torch.softmax(torch.randn(70, 4), 1)
+    settings = P2Settings(epochs=4, lr=1e-2, batch_size=16, trainable=("fc",))
+    fine_tune(model, features, targets, settings, torch.Generator().manual_seed(3))
+
+    trainable = [p for name, p in reference.named_parameters() if name.startswith("fc")]
+    optimizer = torch.optim.Adam(trainable, lr=1e-2)
+    generator = torch.Generator().manual_seed(3)
+    for _ in range(settings.epochs):
+        for batch in torch.randperm(70, generator=generator).split(16):
+            optimizer.zero_grad()
+            (reference(features[batch]).softmax(1) - targets[batch]).norm(dim=1).sum().backward()
+            optimizer.step()
+    for (name, tuned), expected in zip(model.named_parameters(), reference.parameters()):
+        assert torch.allclose(tuned, expected, atol=1e-5), name
+    assert all(p.requires_grad for p in model.parameters())
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad_(name.startswith("fc"))
+    tail, inputs = split_frozen_prefix(model, features)
+    assert tail[0] is model.fc1 and inputs.shape == (70, 5 * 3 * 3)  # the cached path was the one tested
+
+
+def test_frozen_prefix_is_not_cached_through_dropout():
+    model = nn.Sequential(nn.Dropout(0.5), nn.Linear(4, 2))
+    model[0].requires_grad_(False)
+    features = torch.randn(5, 4)
+    tail, inputs = split_frozen_prefix(model, features)
+    assert tail is model and inputs is features
 
 
 def test_protect_moves_outputs_toward_targets_and_keeps_labels():

@@ -71,9 +71,12 @@ def _plain(value):
     return json.loads(json.dumps(value))
 
 
+def save_text(path: Path, text: str) -> None:
+    _atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text))
+
+
 def save_json(path: Path, content: dict) -> None:
-    text = json.dumps(content, indent=2, sort_keys=False)
-    _atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text + "\n"))
+    save_text(path, json.dumps(content, indent=2, sort_keys=False) + "\n")
 
 
 def load_json(path: Path) -> dict:

@@ -19,8 +19,9 @@ def attack_metrics(run: Run, attack: str, target: str) -> dict | None:
     return membership_metrics(arrays["scores"], arrays["is_member"], meta["threshold"])
 
 
-def collect(run: Run, settings: dict, targets: list, attacks: list[str]) -> dict:
-    """The summary of one run: utility of every target model, and every attack's metrics against it."""
+def collect(run: Run, settings: dict, targets: list, attacks: list[str], raw_data: str) -> dict:
+    """The summary of one run: utility of every target model, and every attack's metrics against it.
+    `raw_data` says whether the raw files were the official release (data_preprocessing.raw_data_provenance)."""
     from toolkit.targets import target_utility
 
     results = {}
@@ -28,7 +29,7 @@ def collect(run: Run, settings: dict, targets: list, attacks: list[str]) -> dict
         per_target = {target.name: attack_metrics(run, attack, target.name) for target in targets}
         results[attack] = {name: metrics for name, metrics in per_target.items() if metrics is not None}
     return {"dataset": run.dataset, "seed": run.seed, "preset": "quick" if run.quick else "full",
-            "settings": settings,
+            "raw_data": raw_data, "settings": settings,
             "models": {target.name: target_utility(run, target) for target in targets},
             "attacks": results}
 
@@ -72,7 +73,8 @@ def combine(results: list[dict]) -> dict:
     if len(results) == 1:
         return results[0]
     combined = {"dataset": results[0]["dataset"], "seed": [r["seed"] for r in results],
-                "preset": results[0]["preset"], "settings": results[0]["settings"], "std": {}}
+                "preset": results[0]["preset"], "raw_data": results[0]["raw_data"],
+                "settings": results[0]["settings"], "std": {}}
     for section in ("models", "attacks"):
         for keys, _ in _leaves(results[0][section]):
             values = []
@@ -105,7 +107,7 @@ def format_table(summary: dict) -> str:
         rows.append(row)
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     seeds = summary["seed"] if isinstance(summary["seed"], list) else [summary["seed"]]
-    title = (f"{summary['dataset']} ({summary['preset']} preset, seeds {seeds}); "
-             f"attack cells: AUC / TPR at 1% FPR")
+    title = (f"{summary['dataset']} ({summary['preset']} preset, seeds {seeds}, raw data: "
+             f"{summary['raw_data']}); attack cells: AUC / TPR at 1% FPR")
     lines = [title] + ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)) for row in rows]
     return "\n".join(lines)

@@ -6,7 +6,9 @@ example, a few seconds per 2,000-row client (peak memory about 2.7 GB while it r
 Measured on a small CNN trained on 2,000 real MNIST images (0.99 train / 0.95 test accuracy): the
 soft targets sit at mean L2 distance 0.14 from the outputs; fine-tuning brings it to 0.093 after 50
 epochs and 0.049 after 200 (labels kept 99.9%, test accuracy 0.947 -> 0.937), so the 200 epochs
-matter; they take about 20 s per client when the CPU is not shared (about 4 minutes in all).
+matter. The frozen convolutions run once per client, not in every epoch (split_frozen_prefix in
+defend/p2_protection.py): 8.6x faster fine-tuning (benchmarks/bench_p2_frozen_layers.py, one thread); the
+full seed-0 P2 stage took 440 s on one thread before that change.
 `--client i` protects one client; `--client all` (default) protects all and aggregates."""
 import pathlib
 import sys

@@ -2,9 +2,9 @@
 FL model's released logits and per-example gradients (output perturbation, NOT differential privacy), top-1
 and top-3 releases (MNIST has 10 classes, so both withhold something), and DP-SGD with Opacus inside every
 client for target eps 1, 4, 8, with delta = 1 / (10 x client size) and the FedAvg recipe of
-FL_model_for_mnist.py. DP_MAX_GRAD_NORM = 1.0, the common DP-SGD default (Opacus' examples): NOT measured on
-MNIST. On Adult 1.0 left the model at the majority class and 5.0 was needed (baseline_defenses_adult.py); if
-the DP-SGD models here stay near chance, raise it after checking per-example gradient norms. Running this
+FL_model_for_mnist.py. DP_MAX_GRAD_NORM = 1.0, the common DP-SGD default (Opacus' examples). Measured
+(seed 0, real data): test accuracy 0.102 / 0.871 / 0.896 at eps 1 / 4 / 8 (noise multipliers 4.8 / 1.6 /
+1.0 over 1,550 steps per client of 2,000 rows); eps 1 stays at chance with this recipe (not tuned). Running this
 script trains the DP-SGD models not yet up to date and prints every defense's utility. Run main.py (or the
 FL stage) first: output noise and top-k are views of the FL model."""
 import pathlib

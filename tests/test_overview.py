@@ -35,7 +35,7 @@ def test_table_rows_take_the_strongest_attack_and_flag_unofficial_data(tmp_path)
                         "| 0.610 ± 0.020 / 0.050 ± 0.000 |")
     assert lines[3] == "| adult | 2 | top1 | 0.800 ± 0.010 | 0.600 ± 0.000 (lira) | 0.080 ± 0.000 (lira) | – |"
     assert lines[4] == "| cifar10* | 1 | p2 | 0.400 | 0.570 (shokri) | 0.010 (gradient) | 0.550 / 0.010 |"
-    assert lines[-1] == "cifar10*: raw data NOT the official archive (MD5 differs)."
+    assert lines[-1] == "cifar10*: raw data: NOT the official archive (MD5 differs)."
     assert not any("mnist" in line for line in lines)
 
 

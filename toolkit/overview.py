@@ -66,7 +66,7 @@ def table(found: list[dict]) -> str:
         name = summary["dataset"]
         raw_data = summary.get("raw_data", "not recorded")
         if raw_data != OFFICIAL:
-            notes.append(f"{name}*: raw data {raw_data}.")
+            notes.append(f"{name}*: raw data: {raw_data}.")
             name += "*"
         for point in tradeoff_points(summary):
             model = point["model"]

@@ -8,7 +8,8 @@ soft targets sit at mean L2 distance 0.14 from the outputs; fine-tuning brings i
 epochs and 0.049 after 200 (labels kept 99.9%, test accuracy 0.947 -> 0.937), so the 200 epochs
 matter. The frozen convolutions run once per client, not in every epoch (split_frozen_prefix in
 defend/p2_protection.py): 8.6x faster fine-tuning (benchmarks/bench_p2_frozen_layers.py, one thread); the
-full seed-0 P2 stage took 440 s on one thread before that change.
+whole P2 stage on one thread (another job on the other core) took 440 s before that change (seed 0)
+and 86 s after it (seed 1).
 `--client i` protects one client; `--client all` (default) protects all and aggregates."""
 import pathlib
 import sys

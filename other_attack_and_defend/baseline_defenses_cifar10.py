@@ -3,7 +3,7 @@ the FL model's released logits and per-example gradients (output perturbation, N
 top-1 and top-3 releases (CIFAR-10 has 10 classes, so both withhold something), and DP-SGD with Opacus
 inside every client, with delta = 1 / (10 x client size) and the FedAvg recipe of FL_model_for_cifar10.py.
 CPU preset: only eps 8 (DP_TARGET_EPS = (1, 4, 8) as for the other datasets on a GPU): one DP-SGD LeNet takes
-about 24 minutes on one core of the 2-core CPU. DP_LR = 0.05, not the FL rate 0.005: the clipped gradients
+18 minutes (1,107 s) on one core of the 2-core CPU. DP_LR = 0.05, not the FL rate 0.005: the clipped gradients
 (norm 1, the usual default) are far smaller than raw-pixel gradients. Measured on 3,000 real images, two
 rounds of 5 local DP epochs at the eps-8 noise multiplier (1.13): test accuracy 0.131 at lr 0.005, 0.253 at
 0.05, 0.096 at 0.5. Running this script trains the DP-SGD models not yet up to date and prints every

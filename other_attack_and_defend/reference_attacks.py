@@ -234,16 +234,20 @@ def reference_membership(pool: np.ndarray, num_reference: int, seed: int) -> np.
     return in_mask
 
 
+def _base_meta(run: Run, fl: FLSettings, pool: np.ndarray, clients: int) -> dict:
+    return {"dataset": run.dataset, "seed": run.seed, "quick": run.quick, "clients": clients,
+            "settings": fl.as_dict(), "pool": rows_fingerprint(pool)}
+
+
 def _model_meta(run: Run, fl: FLSettings, pool: np.ndarray, clients: int, k: int) -> dict:
     """What reference model k depends on. Not K: model k is the same for any number of models, so raising
     NUM_REFERENCE trains only the new ones."""
-    return {"dataset": run.dataset, "seed": run.seed, "quick": run.quick, "clients": clients,
-            "settings": fl.as_dict(), "pool": rows_fingerprint(pool), "index": k}
+    return {**_base_meta(run, fl, pool, clients), "index": k}
 
 
 def _prep_meta(run: Run, settings: ReferenceSettings, fl: FLSettings, pool: np.ndarray, clients: int) -> dict:
-    return {"dataset": run.dataset, "seed": run.seed, "quick": run.quick, "num_reference": settings.num_reference,
-            "clients": clients, "settings": fl.as_dict(), "pool": rows_fingerprint(pool)}
+    """What the set of K models (their membership file) depends on."""
+    return {**_base_meta(run, fl, pool, clients), "num_reference": settings.num_reference}
 
 
 def prepare_references(run: Run, settings: ReferenceSettings, fl: FLSettings) -> None:

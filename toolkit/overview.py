@@ -15,16 +15,16 @@ import argparse  # noqa: E402
 import logging  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from data_preprocessing import DATASETS  # noqa: E402
 from toolkit import paths  # noqa: E402
 from toolkit.checkpoints import load_json, save_text  # noqa: E402
-from toolkit.tradeoff_plot import tradeoff_points  # noqa: E402
+from toolkit.tradeoff_plot import mean_and_std, tradeoff_points  # noqa: E402
 
 log = logging.getLogger(__name__)
 
 BEGIN = "<!-- begin overview: written by toolkit/overview.py from results/*/summary.json; edits inside are lost -->"
 END = "<!-- end overview -->"
 OFFICIAL = "official (MD5 checked)"
-DATASET_ORDER = ("adult", "purchase100", "location", "mnist", "femnist", "cifar10")
 
 
 def _number(value: float, std: float, seeds: int) -> str:
@@ -39,19 +39,17 @@ def _attack(found: tuple[float, float, str] | None, seeds: int) -> str:
 
 
 def _gradient(summary: dict, model: str, seeds: int) -> str:
-    per_model = summary["attacks"].get("gradient", {})
-    if model not in per_model:
+    if model not in summary["attacks"].get("gradient", {}):
         return "–"
-    spread = summary.get("std", {}).get("attacks", {}).get("gradient", {}).get(model, {})
-    return " / ".join(_number(per_model[model][metric], spread.get(metric, 0.0), seeds)
+    return " / ".join(_number(*mean_and_std(summary, "attacks", "gradient", model, metric), seeds)
                       for metric in ("auc", "tpr_at_1pct_fpr"))
 
 
 def summaries(results_root: Path) -> list[dict]:
-    """Every results/<dataset>/summary.json of a full run, in the paper's dataset order."""
+    """Every results/<dataset>/summary.json of a full run, in data_preprocessing's dataset order."""
     found = [load_json(path) for path in sorted(results_root.glob("*/summary.json"))]
     found = [summary for summary in found if summary.get("preset") == "full"]
-    rank = {name: position for position, name in enumerate(DATASET_ORDER)}
+    rank = {name: position for position, name in enumerate(DATASETS)}
     return sorted(found, key=lambda summary: (rank.get(summary["dataset"], len(rank)), summary["dataset"]))
 
 

@@ -34,7 +34,7 @@ def dp_eps(model: str) -> float | None:
         return None
 
 
-def _value(summary: dict, section: str, *keys: str) -> tuple[float, float]:
+def mean_and_std(summary: dict, section: str, *keys: str) -> tuple[float, float]:
     """(mean, std) of one leaf; std 0 when the summary has none (one seed)."""
     value, spread = summary.get(section, {}), summary.get("std", {}).get(section, {})
     for key in keys:
@@ -48,7 +48,7 @@ def strongest(summary: dict, model: str, metric: str) -> tuple[float, float, str
     found = []
     for attack, per_model in summary.get("attacks", {}).items():
         if model in per_model and metric in per_model[model] and not math.isnan(per_model[model][metric]):
-            found.append((*_value(summary, "attacks", attack, model, metric), attack))
+            found.append((*mean_and_std(summary, "attacks", attack, model, metric), attack))
     return max(found) if found else None
 
 
@@ -58,7 +58,7 @@ def tradeoff_points(summary: dict) -> list[dict]:
     for model, utility in summary.get("models", {}).items():
         if "test_acc" not in utility:
             continue
-        accuracy, accuracy_std = _value(summary, "models", model, "test_acc")
+        accuracy, accuracy_std = mean_and_std(summary, "models", model, "test_acc")
         row = {"model": model, "test_acc": accuracy, "test_acc_std": accuracy_std, "eps": dp_eps(model)}
         for metric, _, _ in PANELS:
             row[metric] = strongest(summary, model, metric)

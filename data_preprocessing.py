@@ -7,11 +7,10 @@ Raw files are read from <data dir>/<name>/ (default dataset/, or $P2_DATA_DIR, o
 processed arrays are cached in $P2_CACHE_DIR (default dataset/processed/) and rebuilt whenever a
 raw file or the preprocessing version changes. See dataset/README.md for every source.
 """
-import sys, pathlib
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-
 import argparse
 import functools
+import hashlib
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -88,8 +87,13 @@ def raw_files_present(name: str, data_dir: str | Path | None = None) -> bool:
     return present is not None and present(data_root(data_dir) / source.folder)
 
 
+_LOADED: dict[str, Dataset] = {}
+
+
 def load_dataset(name: str, data_dir: str | Path | None = None) -> Dataset:
-    """The named dataset, from the cache when it was built from the same raw files and code."""
+    """The named dataset, from the cache when it was built from the same raw files and code (read from
+    disk once per process). Its `fingerprint` names the raw files and the preprocessing version: every
+    stage records it, so a change of the raw data reruns what was made from the old data."""
     if name not in _SOURCES:
         raise P2Error(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     source = _SOURCES[name]
@@ -101,17 +105,23 @@ def load_dataset(name: str, data_dir: str | Path | None = None) -> Dataset:
         "raw": cache.fingerprint(paths),
         "checksums": download.checksums_enabled(),  # a copy accepted unchecked is not reused once checks are on
     }
+    memo = json.dumps(key, sort_keys=True)
+    if memo in _LOADED:
+        return _LOADED[memo]
     target = cache_root() / f"{name}.npz"
     dataset = cache.load(target, key)
     if dataset is not None:
         log.debug("%s: read from cache %s", name, target)
-        return dataset
-    log.info("%s: preprocessing raw files in %s", name, folder)
-    dataset = source.read(paths)
-    try:
-        cache.save(target, dataset, key)
-    except OSError as error:
-        log.warning("%s: could not write the cache %s (%s); it will be rebuilt next time", name, target, error)
+    else:
+        log.info("%s: preprocessing raw files in %s", name, folder)
+        dataset = source.read(paths)
+        try:
+            cache.save(target, dataset, key)
+        except (OSError, P2Error) as error:
+            log.warning("%s: could not write the cache %s (%s); it will be rebuilt next time", name, target, error)
+    fingerprint = {"dataset": name, "version": PREPROCESSING_VERSION, "raw": key["raw"]}
+    dataset.fingerprint = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:16]
+    _LOADED[memo] = dataset
     return dataset
 
 

@@ -1,80 +1,53 @@
-"""P2-Protection end to end: data, partition, FedAvg, the P2 round, attacks, one results table.
+"""P2-Protection end to end: data, partition, FedAvg, the P2 round, the baseline defenses, every attack,
+one summary per run, and the results over seeds.
 
-Stages talk through files (model/<dataset>/<run>/, results/<dataset>/<run>/); a stage whose output
-exists and was made with the current constants is skipped unless --force; once a stage reruns, every
-later stage reruns. The constants are those of the per-dataset stage scripts, imported from them.
+    python main.py                                  # Adult, seed 0, every stage
+    python main.py --dataset location --seed 0 1 2  # three seeds: mean and std
+    python main.py --dataset all --quick            # a smoke run of every dataset whose raw files are present
+
+Stages talk through files (model/<dataset>/<run>/, results/<dataset>/<run>/). A stage reruns exactly when
+something it is made from changed (its constants, the data, a file it reads: toolkit/stages.py); --force
+reruns everything. The constants are those at the top of the per-dataset stage scripts. After full runs,
+results/<dataset>/{metrics.csv, summary.json, tradeoff.png} and the table of results/README.md are rebuilt
+from every seed made with the current constants and data.
 """
-import pathlib
-import sys
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import argparse
+import logging
+import time
 
-import argparse  # noqa: E402
-import importlib  # noqa: E402
-import logging  # noqa: E402
-import time  # noqa: E402
-
-import data_partitioning  # noqa: E402
-from data_preprocessing import load_dataset, raw_data_provenance, raw_files_present  # noqa: E402
-from defend import p2_stage  # noqa: E402
-from FL_model_generation import fl_stage  # noqa: E402
-from menif_attack import gradient_attack_stage  # noqa: E402
-from other_attack_and_defend import attack_suite, defense_suite  # noqa: E402
-from toolkit import cli, overview, summary  # noqa: E402
-from toolkit.errors import P2Error  # noqa: E402
-from toolkit.paths import data_root  # noqa: E402
-from toolkit.run import Run  # noqa: E402
+from data_preprocessing import raw_data_provenance, raw_files_present
+from pipeline import ATTACKS, SUPPORTED, load_experiment, stages, targets
+from reporting import aggregate, metrics_table, overview, summary
+from reporting.plots import write_plots
+from toolkit import cli
+from toolkit import stages as runner
+from toolkit.checkpoints import clean_orphans
+from toolkit.errors import P2Error
+from toolkit.paths import data_root
+from toolkit.run import Run
 
 log = logging.getLogger("main")
-SUPPORTED = ("adult", "purchase100", "location", "mnist", "femnist", "cifar10")
-ALL_ATTACKS = ("gradient",) + attack_suite.ATTACKS
 
 
-def stage_constants(dataset: str) -> dict:
-    """The SETTINGS of each per-dataset stage script: the one place experiment constants live."""
-    modules = {"fl": f"FL_model_generation.FL_model_for_{dataset}", "p2": f"defend.defend_{dataset}",
-               "gradient": f"menif_attack.membership_attack_{dataset}",
-               "defenses": f"other_attack_and_defend.baseline_defenses_{dataset}"}
-    return {stage: importlib.import_module(module).SETTINGS for stage, module in modules.items()}
-
-
-def pipeline(run: Run, settings: dict, attacks: list[str]) -> list[tuple[str, callable, callable]]:
-    """(name, is_done, do) for every stage, in order."""
-    stages = [
-        ("partition", lambda: data_partitioning.is_done(run), lambda: data_partitioning.write_partition(run)),
-        ("FedAvg", lambda: fl_stage.is_done(run, settings["fl"]), lambda: fl_stage.train_fl_model(run, settings["fl"])),
-        ("P2 round", lambda: p2_stage.is_done(run, settings["p2"]), lambda: p2_stage.run_stage(run, settings["p2"])),
-    ]
-    stages += defense_suite.defense_stages(run)
-    targets = defense_suite.all_targets(run)
-    if "gradient" in attacks:
-        stages += [(f"gradient attack on {target.name}",
-                    lambda t=target: gradient_attack_stage.is_done(run, settings["gradient"], t),
-                    lambda t=target: gradient_attack_stage.attack_target(run, settings["gradient"], t))
-                   for target in targets if target.whitebox]
-    others = [attack for attack in attacks if attack != "gradient"]
-    if others:
-        stages += attack_suite.attack_stages(run, targets, others)
-    return stages
-
-
-def run_experiment(run: Run, attacks: list[str], force: bool) -> dict:
-    settings = stage_constants(run.dataset)
-    settings.update(attack_suite.suite_settings(run.dataset, [a for a in attacks if a != "gradient"]))
-    load_dataset(run.dataset, run.data_dir)
-    rerun = force
-    for name, is_done, do in pipeline(run, settings, attacks):
-        if not rerun and is_done():
-            log.info("%s: up to date, skipped", name)
-            continue
-        started = time.perf_counter()
-        do()
-        rerun = True
-        log.info("%s: done in %.1f s", name, time.perf_counter() - started)
-    result = summary.collect(run, {name: value.as_dict() for name, value in settings.items()},
-                             defense_suite.all_targets(run), attacks, raw_data_provenance(run.dataset, run.data_dir))
+def run_experiment(run: Run, attacks: tuple[str, ...], force: bool, threads: int) -> tuple[dict, dict]:
+    """Every stage of one run that is not up to date, then its summary and figures. Returns (summary,
+    what the run was made from)."""
+    experiment = load_experiment(run)
+    for folder in (run.model_dir, run.results_dir):
+        clean_orphans(folder)
+    everything = stages(experiment, attacks)
+    runner.run(everything, force=force, threads=threads)
+    timings = {stage.name: runner.recorded_seconds(stage) for stage in everything}
+    made_from = {"settings": experiment.constants(), "data_fingerprint": experiment.data.fingerprint,
+                 "raw_data": raw_data_provenance(run.dataset, run.data_dir)}
+    result = summary.collect(run, made_from["settings"], made_from["data_fingerprint"], made_from["raw_data"],
+                             targets(experiment), [a for a in ATTACKS if a in attacks],
+                             {name: seconds for name, seconds in timings.items() if seconds is not None}, threads)
     summary.save(run.results_dir / "summary.json", result)
-    summary.write_figures(run, result)
-    return result
+    if run.quick:
+        metrics_table.save(metrics_table.long_form(result), run.results_dir / "metrics.csv")
+    write_plots(run, result)
+    return result, made_from
 
 
 def datasets_to_run(choice: str, data_dir) -> list[str]:
@@ -98,25 +71,35 @@ def main(argv=None) -> None:
     parser.add_argument("--seed", type=int, nargs="+", default=[0],
                         help="one or more seeds; several give mean and std (default: 0)")
     parser.add_argument("--quick", action="store_true", help="reduced preset for smoke runs (own output folders)")
-    parser.add_argument("--attacks", nargs="+", default=list(ALL_ATTACKS), choices=ALL_ATTACKS, metavar="ATTACK",
-                        help=f"attacks to run (default: all): {' '.join(ALL_ATTACKS)}")
+    parser.add_argument("--attacks", nargs="+", default=list(ATTACKS), choices=ATTACKS, metavar="ATTACK",
+                        help=f"attacks to run (default: all): {' '.join(ATTACKS)}")
     parser.add_argument("--force", action="store_true", help="rerun every stage even if its output is up to date")
     parser.add_argument("--data-dir", default=None, help="raw data folder (default: $P2_DATA_DIR or dataset/)")
+    cli.add_threads(parser)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(argv)
     cli.setup_logging(args.verbose)
-    started = time.perf_counter()
-    for dataset in datasets_to_run(args.dataset, args.data_dir):
-        results = [run_experiment(Run(dataset, seed, args.quick, args.data_dir), args.attacks, args.force)
-                   for seed in args.seed]
-        combined = summary.combine(results)
-        if not args.quick:
-            summary.save(summary.dataset_summary_path(dataset), combined)
-            summary.write_tradeoff(combined)
+
+    def run_all(_):
+        threads = cli.apply_threads(args.threads)
+        started = time.perf_counter()
+        for dataset in datasets_to_run(args.dataset, args.data_dir):
+            results = []
+            for seed in args.seed:
+                result, made_from = run_experiment(Run(dataset, seed, args.quick, args.data_dir), tuple(args.attacks),
+                                                   args.force, threads)
+                results.append(result)
+            if args.quick:
+                for result in results:
+                    print(summary.format_table(result))
+                continue
+            combined = aggregate.refresh_dataset(dataset, made_from)
             overview.refresh()
-        print(summary.format_table(combined))
-    log.info("total wall time %.1f s", time.perf_counter() - started)
+            print(summary.format_table(combined))
+        log.info("total wall time %.1f s (%d threads)", time.perf_counter() - started, threads)
+
+    cli.main_guard(run_all)
 
 
 if __name__ == "__main__":
-    cli.main_guard(main)
+    main()

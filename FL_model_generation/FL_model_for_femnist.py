@@ -1,33 +1,33 @@
-"""FedAvg on FEMNIST (LEAF, 62 classes): LEAF's CNN (models/femnist/cnn.py of TalwalkarLab/leaf):
-conv1 1->32 5x5 "same", ReLU, max-pool 2 -> conv2 32->64 5x5 "same", ReLU, max-pool 2 -> fc1 3136->2048,
-ReLU -> fc2 2048->62, on LEAF's pixels (x / 255, as LEAF writes them, no further normalisation);
-natural partition: FEMNIST_CLIENTS clients of FEMNIST_WRITERS_PER_CLIENT writers each (data_partitioning.py).
+"""FedAvg on FEMNIST (LEAF, 62 classes) with LEAF's CNN: conv 1->32 and 32->64, 5x5 "same", ReLU, max-pool 2;
+fc 3136->2048->62, on LEAF's pixels (x / 255). Natural partition: CLIENTS clients of WRITERS_PER_CLIENT
+writers each; every non-member role comes from other writers. LEAF trains this CNN for hundreds of rounds;
+the 10-round recipe here (SGD lr 0.01 with momentum 0.9, 2 local epochs, batch 32) and how it was checked
+without FEMNIST are in docs/NOTES.md §7.5."""
 
-No FEMNIST code was published; LEAF trains this CNN with plain SGD (lr 0.004) for hundreds of rounds,
-too many for a CPU. Recipe for 10 rounds: 2 local epochs, SGD lr 0.01 with momentum 0.9, batch 32.
-FEMNIST cannot be obtained on the development machine, so the recipe was checked on MNIST digits with
-the same 62-output CNN: one client of 3,000 images, 0.80 then 0.92 test accuracy after 1 and 2 epochs
-(lr 0.05 with momentum and batch 64 stalled near 0.15). Cost: about 2.5 ms per image and epoch on the
-2-core CPU, so about 10 minutes for 10 rounds over ~11,000 member rows (LEAF --sf 0.05).
-Run data_preprocessing.py and data_partitioning.py first (or main.py)."""
-import pathlib
-import sys
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+# The federation: how data_partitioning.py deals the rows into roles (one seed fixes them all)
+PARTITION = "writers"       # "iid", "dirichlet" (label-skewed non-IID) or "writers" (one client per writers)
+CLIENTS = 10                # clients, all in every round
+CLIENT_SIZE = None          # training rows per client
+TEST_SIZE = 5000            # rows for test accuracy
+EVAL_SIZE = 2000            # evaluation members, and as many non-members
+KNOWN_SIZE = 1000           # members and non-members the supervised attacker knows
+SHADOW_POOL_SIZE = None     # cap on the shadow/reference pool; None: every row left over
+DIRICHLET_ALPHA = None      # PARTITION = "dirichlet": concentration of class shares (e.g. 0.5)
+MIN_CLIENT_SIZE = None      # PARTITION = "dirichlet": redraw until every client has this many rows
+WRITERS_PER_CLIENT = 5      # PARTITION = "writers": writers per client
 
-from FL_model_generation.fl_stage import stage_main  # noqa: E402
-from FL_model_generation.training import FLSettings  # noqa: E402
-
+# The FedAvg recipe
 ARCHITECTURE = {"kind": "cnn", "in_channels": 1, "num_classes": 62, "image_size": 28, "channels": [32, 64],
                 "hidden": [2048], "kernel_size": 5, "padding": 2}
 ROUNDS = 10
 LOCAL_EPOCHS = 2
 LR = 0.01
-LR_DECAY = 1.0
+LR_DECAY = 1.0              # per local epoch, restarting every round
 MOMENTUM = 0.9
 BATCH_SIZE = 32
 
-SETTINGS = FLSettings(architecture=ARCHITECTURE, rounds=ROUNDS, local_epochs=LOCAL_EPOCHS, lr=LR,
-                      lr_decay=LR_DECAY, momentum=MOMENTUM, batch_size=BATCH_SIZE)
 
 if __name__ == "__main__":
-    stage_main("femnist", SETTINGS, __doc__)
+    from pipeline import stage_script
+
+    stage_script("fl", __file__)

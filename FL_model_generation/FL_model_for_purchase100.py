@@ -1,31 +1,33 @@
 """FedAvg on Purchase100: MLP 600-1024-512-256-128-100 with Tanh, the Purchase100 model of the MIA
-literature (Nasr et al. 2018, ML Privacy Meter); 10 clients x 2,000 rows, IID (data_partitioning.py).
+literature (Nasr et al. 2018); 10 clients x 2,000 rows, IID. No FL recipe was published: this is the one
+measured on Location, the same model family and row format (docs/NOTES.md §7.5); its Purchase100 accuracy
+is not measured here (the data cannot be obtained on the development machine). The KMeans variants
+(purchase2/10/20/50) would need their own script with the last size changed.
+The shadow pool is capped at 40,000 rows, so that a reference model sees as many rows as the target."""
 
-No FL recipe for Purchase100 was published (P2_REFERENCE.md section 3) and its data cannot be obtained
-on the development machine, so the recipe is the one measured on Location, the same MLP family and row
-format: 10 rounds, 5 local epochs, SGD lr 0.1 with momentum 0.9, batch 32 (Location: 0.96 train /
-0.59 test accuracy). Checked on synthetic Purchase-shaped data only (stable; about 20-35 s a round on
-the 2-core CPU, so about 5 minutes for the 10 rounds); its Purchase100 accuracy is not measured here.
-The original's KMeans variants (purchase2/10/20/50) use the same model with NUM_CLASSES changed.
-Run data_preprocessing.py and data_partitioning.py first (or main.py)."""
-import pathlib
-import sys
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+# The federation: how data_partitioning.py deals the rows into roles (one seed fixes them all)
+PARTITION = "iid"           # "iid", "dirichlet" (label-skewed non-IID) or "writers" (one client per writers)
+CLIENTS = 10                # clients, all in every round
+CLIENT_SIZE = 2000          # training rows per client
+TEST_SIZE = 10000           # rows for test accuracy
+EVAL_SIZE = 2000            # evaluation members, and as many non-members
+KNOWN_SIZE = 1000           # members and non-members the supervised attacker knows
+SHADOW_POOL_SIZE = 40000    # cap on the shadow/reference pool; None: every row left over
+DIRICHLET_ALPHA = None      # PARTITION = "dirichlet": concentration of class shares (e.g. 0.5)
+MIN_CLIENT_SIZE = None      # PARTITION = "dirichlet": redraw until every client has this many rows
+WRITERS_PER_CLIENT = None   # PARTITION = "writers": writers per client
 
-from FL_model_generation.fl_stage import stage_main  # noqa: E402
-from FL_model_generation.training import FLSettings  # noqa: E402
-
-NUM_CLASSES = 100
-ARCHITECTURE = {"kind": "mlp", "sizes": [600, 1024, 512, 256, 128, NUM_CLASSES], "activation": "tanh"}
+# The FedAvg recipe
+ARCHITECTURE = {"kind": "mlp", "sizes": [600, 1024, 512, 256, 128, 100], "activation": "tanh"}
 ROUNDS = 10
 LOCAL_EPOCHS = 5
 LR = 0.1
-LR_DECAY = 1.0
+LR_DECAY = 1.0              # per local epoch, restarting every round
 MOMENTUM = 0.9
 BATCH_SIZE = 32
 
-SETTINGS = FLSettings(architecture=ARCHITECTURE, rounds=ROUNDS, local_epochs=LOCAL_EPOCHS, lr=LR,
-                      lr_decay=LR_DECAY, momentum=MOMENTUM, batch_size=BATCH_SIZE)
 
 if __name__ == "__main__":
-    stage_main("purchase100", SETTINGS, __doc__)
+    from pipeline import stage_script
+
+    stage_script("fl", __file__)

@@ -10,26 +10,27 @@ from data_preprocessing import load_dataset
 from FL_model_generation.fedavg import federated_training
 from FL_model_generation.models import build_model, load_state
 from FL_model_generation.training import FLSettings
-from toolkit import cli
-from toolkit.checkpoints import checkpoint_matches, load_checkpoint, save_checkpoint
+from toolkit.checkpoints import load_checkpoint, save_checkpoint
 from toolkit.errors import P2Error
 from toolkit.run import Run
 
 log = logging.getLogger(__name__)
 
 
-def effective_settings(run: Run, settings: FLSettings) -> FLSettings:
-    return settings.quick() if run.quick else settings
+def output_paths(run: Run, settings: FLSettings, clients: int) -> list:
+    """Every file the FL stage writes, the final model first."""
+    rounds = [[run.fl_global_path(r)] + [run.fl_client_path(r, c) for c in range(clients)]
+              for r in range(1, settings.rounds + 1)]
+    return [run.fl_final_path] + [path for files in rounds for path in files]
 
 
 def checkpoint_meta(run: Run, settings: FLSettings, round_index: int, role: str) -> dict:
     return {"dataset": run.dataset, "architecture": settings.architecture, "round": round_index,
-            "seed": run.seed, "quick": run.quick, "role": role, "settings": settings.as_dict()}
+            "seed": run.seed, "quick": run.quick, "role": role, "settings": settings.constants()}
 
 
 def train_fl_model(run: Run, settings: FLSettings) -> dict:
     """Train and checkpoint; return the final global state dict."""
-    settings = effective_settings(run, settings)
     dataset = load_dataset(run.dataset, run.data_dir)
     partition = load_partition(run)
     clients = [tensors(dataset, rows) for rows in partition.clients]
@@ -55,16 +56,3 @@ def load_model(path, run: Run):
     if "architecture" not in meta:
         raise P2Error(f"{path} records no architecture; rerun the stage that wrote it")
     return load_state(build_model(meta["architecture"]), state, str(path)), meta
-
-
-def is_done(run: Run, settings: FLSettings) -> bool:
-    """True when fl/final.pt exists and was trained with exactly these settings."""
-    return checkpoint_matches(run.fl_final_path, {"settings": effective_settings(run, settings).as_dict(),
-                                                  "seed": run.seed, "quick": run.quick},
-                              inputs=(run.partition_path,))
-
-
-def stage_main(dataset: str, settings: FLSettings, description: str, argv=None) -> None:
-    args = cli.parser(description, dataset=dataset).parse_args(argv)
-    cli.setup_logging(args.verbose)
-    cli.main_guard(lambda _: train_fl_model(cli.run_from_args(args), settings))

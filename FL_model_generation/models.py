@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from toolkit.errors import P2Error
+from toolkit.settings import SettingError
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
 
@@ -18,6 +19,8 @@ def mlp(sizes: list[int], activation: str = "relu") -> nn.Module:
     """Fully connected layers fc1..fcK with `activation` between them, logits out."""
     if activation not in ACTIVATIONS:
         raise P2Error(f"unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}")
+    if len(sizes) < 2 or any(isinstance(size, bool) or not isinstance(size, int) or size < 1 for size in sizes):
+        raise P2Error(f"mlp sizes {sizes} must list at least two positive integers (inputs, ..., classes)")
     layers = OrderedDict()
     for index, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
         layers[f"fc{index}"] = nn.Linear(fan_in, fan_out)
@@ -84,14 +87,39 @@ BUILDERS = {"mlp": mlp, "lenet": lenet, "cnn": cnn}
 
 def build_model(architecture: dict) -> nn.Module:
     """Build the model an architecture dict describes: {"kind": ..., **builder arguments}."""
+    if not isinstance(architecture, dict):
+        raise P2Error(f"an architecture is a dict {{'kind': ..., ...}}, not {architecture!r}")
     arguments = dict(architecture)
     kind = arguments.pop("kind", None)
     if kind not in BUILDERS:
         raise P2Error(f"unknown model kind {kind!r} in architecture {architecture}; known: {sorted(BUILDERS)}")
     try:
         return BUILDERS[kind](**arguments)
-    except TypeError as error:
+    except (TypeError, ValueError, RuntimeError) as error:
         raise P2Error(f"architecture {architecture} does not fit the {kind} builder: {error}") from None
+
+
+def check_architecture(architecture: dict) -> None:
+    """The ARCHITECTURE constant builds a model (raised as a SettingError naming it)."""
+    try:
+        build_model(architecture)
+    except P2Error as error:
+        raise SettingError("ARCHITECTURE", architecture, str(error)) from None
+
+
+def check_fits(architecture: dict, input_shape: tuple[int, ...], num_classes: int, dataset: str) -> None:
+    """The model takes the dataset's inputs and gives one logit per class, checked on one zero input."""
+    model = build_model(architecture)
+    try:
+        with torch.no_grad():
+            output = model(torch.zeros(1, *input_shape))
+    except RuntimeError as error:
+        raise SettingError("ARCHITECTURE", architecture,
+                           f"does not take {dataset}'s inputs of shape {tuple(input_shape)} "
+                           f"({str(error).splitlines()[0]})") from None
+    if tuple(output.shape) != (1, num_classes):
+        raise SettingError("ARCHITECTURE", architecture,
+                           f"gives {output.shape[-1]} outputs but {dataset} has {num_classes} classes")
 
 
 def load_state(model: nn.Module, state_dict: dict, source: str) -> nn.Module:

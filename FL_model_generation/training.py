@@ -1,36 +1,35 @@
 """Mini-batch training of one model on one in-memory dataset: the client side of FedAvg."""
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
 
-from FL_model_generation.models import build_model, load_state
-from toolkit.errors import P2Error
+from FL_model_generation.models import build_model, check_architecture, load_state
+from toolkit.settings import Settings, require
 
 
 @dataclass(frozen=True)
-class FLSettings:
-    """The FedAvg recipe. The learning rate decays by `lr_decay` per local epoch, restarting each round."""
+class FLSettings(Settings):
+    """The FedAvg recipe, from FL_model_generation/FL_model_for_<dataset>.py. The learning rate decays by
+    LR_DECAY per local epoch and restarts each round; every client takes part in every round."""
     architecture: dict
     rounds: int
     local_epochs: int
     lr: float
+    lr_decay: float
+    momentum: float
     batch_size: int
-    lr_decay: float = 1.0
-    momentum: float = 0.0
 
-    def __post_init__(self):
+    QUICK: ClassVar[dict] = {"ROUNDS": 2, "LOCAL_EPOCHS": 1}
+
+    def check(self) -> None:
         for name in ("rounds", "local_epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise P2Error(f"FL setting {name.upper()}={getattr(self, name)} must be at least 1")
-        if not self.lr > 0:
-            raise P2Error(f"FL setting LR={self.lr} must be positive")
-
-    def quick(self) -> "FLSettings":
-        return replace(self, rounds=min(self.rounds, 2), local_epochs=min(self.local_epochs, 1))
-
-    def as_dict(self) -> dict:
-        return asdict(self)
+            require(getattr(self, name) >= 1, name.upper(), getattr(self, name), "must be at least 1")
+        require(self.lr > 0, "LR", self.lr, "must be positive")
+        require(0 < self.lr_decay <= 1, "LR_DECAY", self.lr_decay, "must lie in (0, 1]")
+        require(0 <= self.momentum < 1, "MOMENTUM", self.momentum, "must lie in [0, 1)")
+        check_architecture(self.architecture)
 
 
 def minibatches(size: int, batch_size: int, generator: torch.Generator):

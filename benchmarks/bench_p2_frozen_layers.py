@@ -5,21 +5,17 @@ Prints both times and the speed-up measured in this one run, on the MNIST CNN of
 FL_model_generation/FL_model_for_mnist.py with random 28x28 inputs (one client: 2,000 images).
     python benchmarks/bench_p2_frozen_layers.py [--examples 2000] [--epochs 10]
 """
-import pathlib
-import sys
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+import argparse
+import time
+from dataclasses import replace
+from unittest import mock
 
-import argparse  # noqa: E402
-import time  # noqa: E402
-from dataclasses import replace  # noqa: E402
-from unittest import mock  # noqa: E402
+import torch
 
-import torch  # noqa: E402
-
-from defend import p2_protection  # noqa: E402
-from defend.defend_mnist import SETTINGS as P2  # noqa: E402
-from FL_model_generation.FL_model_for_mnist import SETTINGS as FL  # noqa: E402
-from FL_model_generation.models import build_model  # noqa: E402
+from defend import p2_protection
+from defend.defend_mnist import SETTINGS as P2
+from FL_model_generation.FL_model_for_mnist import SETTINGS as FL
+from FL_model_generation.models import build_model
 
 
 def fine_tune_seconds(features, targets, settings, cache_frozen: bool) -> float:

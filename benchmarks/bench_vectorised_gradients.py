@@ -4,19 +4,15 @@ Prints the time of each and the speed-up measured in this one run, for the white
 features and for P2's poison-label choice, on the Adult MLP (14-500-300-2) with random inputs.
     python benchmarks/bench_vectorised_gradients.py [--examples 1000]
 """
-import pathlib
-import sys
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+import argparse
+import time
 
-import argparse  # noqa: E402
-import time  # noqa: E402
+import torch
+from torch import nn
 
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
-
-from defend.p2_protection import poison_labels  # noqa: E402
-from FL_model_generation.models import build_model  # noqa: E402
-from menif_attack.per_example_gradients import per_example_gradients  # noqa: E402
+from defend.p2_protection import poison_labels
+from FL_model_generation.models import build_model
+from menif_attack.per_example_gradients import per_example_gradients
 
 LAYERS = ["fc1.weight", "fc2.weight", "fc3.weight"]
 

@@ -26,6 +26,27 @@ COLUMNS = (
 )
 NUMERIC = frozenset({"age", "fnlwgt", "education-num", "capital-gain", "capital-loss", "hours-per-week"})
 LABELS = {"<=50K": 0, ">50K": 1}
+# The categories adult.names lists for each column, plus "?" (missing) where the files use it.
+CATEGORIES = {
+    "workclass": {"?", "Federal-gov", "Local-gov", "Never-worked", "Private", "Self-emp-inc", "Self-emp-not-inc",
+                  "State-gov", "Without-pay"},
+    "education": {"10th", "11th", "12th", "1st-4th", "5th-6th", "7th-8th", "9th", "Assoc-acdm", "Assoc-voc",
+                  "Bachelors", "Doctorate", "HS-grad", "Masters", "Preschool", "Prof-school", "Some-college"},
+    "marital-status": {"Divorced", "Married-AF-spouse", "Married-civ-spouse", "Married-spouse-absent",
+                       "Never-married", "Separated", "Widowed"},
+    "occupation": {"?", "Adm-clerical", "Armed-Forces", "Craft-repair", "Exec-managerial", "Farming-fishing",
+                   "Handlers-cleaners", "Machine-op-inspct", "Other-service", "Priv-house-serv", "Prof-specialty",
+                   "Protective-serv", "Sales", "Tech-support", "Transport-moving"},
+    "relationship": {"Husband", "Not-in-family", "Other-relative", "Own-child", "Unmarried", "Wife"},
+    "race": {"Amer-Indian-Eskimo", "Asian-Pac-Islander", "Black", "Other", "White"},
+    "sex": {"Female", "Male"},
+    "native-country": {"?", "Cambodia", "Canada", "China", "Columbia", "Cuba", "Dominican-Republic", "Ecuador",
+                       "El-Salvador", "England", "France", "Germany", "Greece", "Guatemala", "Haiti",
+                       "Holand-Netherlands", "Honduras", "Hong", "Hungary", "India", "Iran", "Ireland", "Italy",
+                       "Jamaica", "Japan", "Laos", "Mexico", "Nicaragua", "Outlying-US(Guam-USVI-etc)", "Peru",
+                       "Philippines", "Poland", "Portugal", "Puerto-Rico", "Scotland", "South", "Taiwan",
+                       "Thailand", "Trinadad&Tobago", "United-States", "Vietnam", "Yugoslavia"},
+}
 
 
 def locate(folder: Path) -> list[Path]:
@@ -42,9 +63,10 @@ def read(paths: list[Path]) -> Dataset:
     labels: list[int] = []
     for path in paths:
         download.verify_md5(path, download.ADULT_MD5[path.name])
+        before = len(rows)
         _parse(path, rows, labels)
-    if not rows:
-        raise P2Error(f"{paths[0].parent} holds no Adult rows: delete the files so they are downloaded again")
+        if len(rows) == before:
+            raise P2Error(f"{path} holds no Adult rows: delete it so it is downloaded again")
     table = np.array(rows, dtype=object)
     features = np.empty((len(rows), len(COLUMNS)), dtype=np.float32)
     for index, column in enumerate(COLUMNS):
@@ -54,21 +76,28 @@ def read(paths: list[Path]) -> Dataset:
 
 
 def _parse(path: Path, rows: list[list[str]], labels: list[int]) -> None:
-    with open(path, encoding="ascii", errors="replace") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip() or line.startswith("|"):
-                continue
-            fields = [field.strip() for field in line.split(",")]
-            if len(fields) != len(COLUMNS) + 1:
-                raise P2Error(f"{path} line {number} has {len(fields)} fields, Adult has {len(COLUMNS) + 1}")
-            label = fields.pop().rstrip(".")
-            if label not in LABELS:
-                raise P2Error(f"{path} line {number}: label {label!r} is neither <=50K nor >50K")
-            for column, value in zip(COLUMNS, fields):
-                if column in NUMERIC and not value.lstrip("-").isdigit():
-                    raise P2Error(f"{path} line {number}: {column} is {value!r}, not an integer")
-            rows.append(fields)
-            labels.append(LABELS[label])
+    try:
+        lines = path.read_bytes().decode("ascii").splitlines()
+    except UnicodeDecodeError as error:
+        line = path.read_bytes()[:error.start].count(b"\n") + 1
+        raise P2Error(f"{path} line {line}: byte {error.object[error.start]:#x} is not ASCII text; "
+                      f"delete the file so it is downloaded again") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip() or line.startswith("|"):
+            continue
+        fields = [field.strip() for field in line.split(",")]
+        if len(fields) != len(COLUMNS) + 1:
+            raise P2Error(f"{path} line {number} has {len(fields)} fields, Adult has {len(COLUMNS) + 1}")
+        label = fields.pop().rstrip(".")
+        if label not in LABELS:
+            raise P2Error(f"{path} line {number}: label {label!r} is neither <=50K nor >50K")
+        for column, value in zip(COLUMNS, fields):
+            if column in NUMERIC and not value.lstrip("-").isdigit():
+                raise P2Error(f"{path} line {number}: {column} is {value!r}, not an integer")
+            if column in CATEGORIES and value not in CATEGORIES[column]:
+                raise P2Error(f"{path} line {number}: {column} is {value!r}, not a category adult.names lists")
+        rows.append(fields)
+        labels.append(LABELS[label])
 
 
 def _codes(column: np.ndarray) -> np.ndarray:

@@ -12,6 +12,7 @@ import numpy as np
 
 from data_sources.dataset import Dataset
 from toolkit.checkpoints import load_arrays, save_arrays
+from toolkit.digests import file_digest
 from toolkit.errors import P2Error
 
 log = logging.getLogger(__name__)
@@ -24,8 +25,7 @@ def fingerprint(paths: list[Path]) -> str:
     """SHA-256 over the names and contents of the raw files."""
     digest = hashlib.sha256()
     for path in paths:
-        with open(path, "rb") as handle:
-            digest.update(path.name.encode() + b"\0" + hashlib.file_digest(handle, "sha256").digest())
+        digest.update(path.name.encode() + b"\0" + bytes.fromhex(file_digest(path)))
     return digest.hexdigest()
 
 

@@ -11,6 +11,7 @@ class Dataset:
     labels: np.ndarray  # int64 (N,), values 0..num_classes-1
     num_classes: int
     groups: np.ndarray | None = None  # int64 writer id per row (FEMNIST only), else None
+    fingerprint: str = ""             # of the raw files and preprocessing version (set by load_dataset)
 
     def __post_init__(self) -> None:
         """Catch a loader bug here rather than as a shape error deep inside training."""

@@ -1,4 +1,4 @@
-"""Purchase100 and Location (privacytrustlab collection): lines `label,f1,...,fF`, label 1..K.
+"""Purchase100 and Location (privacytrustlab collection): lines `label,f1,...,fF`, label 1..K, binary features.
 
 Each ships as a .tgz holding one file (`dataset_purchase`, `bangkok`); Location quotes the label.
 Parsing is vectorised (np.fromstring over blocks of lines): Purchase has 197,324 lines of 601 values.
@@ -87,6 +87,11 @@ def parse_lines(content: bytes, source: str, num_features: int, num_classes: int
     if outside.size:
         row = outside[0]
         raise P2Error(f"{source} line {numbers[row]}: label {labels[row]} is outside 1..{num_classes}")
+    not_binary = np.flatnonzero(((features != 0) & (features != 1)).any(1))
+    if not_binary.size:
+        row = not_binary[0]
+        value = features[row][(features[row] != 0) & (features[row] != 1)][0]
+        raise P2Error(f"{source} line {numbers[row]}: feature value {value:g} is not 0 or 1 (the features are binary)")
     return features, labels - 1
 
 

@@ -1,18 +1,8 @@
-"""Average the protected client models of a run into the P2-protected global model (FedAvg,
-weighted by sample count). Run after defend/defend_<dataset>.py --client i for every client."""
-import pathlib
-import sys
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-
-from defend.p2_stage import aggregate  # noqa: E402
-from toolkit import cli  # noqa: E402
-
-
-def main(argv=None) -> None:
-    args = cli.parser(__doc__).parse_args(argv)
-    cli.setup_logging(args.verbose)
-    aggregate(cli.run_from_args(args))
-
+"""Average the protected client models of a run into the P2-protected global model (FedAvg, weighted by
+sample count). Run after defend/defend_<dataset>.py --client i for every client; it refuses clients made
+from another FL model or with other P2 constants than the current ones."""
 
 if __name__ == "__main__":
-    cli.main_guard(main)
+    from pipeline import stage_script
+
+    stage_script("p2", only="P2 aggregation")

@@ -1,4 +1,4 @@
-"""The P2-Protection algorithm for one client (P2_REFERENCE.md section 2), vectorised.
+"""The P2-Protection algorithm for one client (docs/NOTES.md section 2), vectorised.
 
 1. poison label y*: the label whose loss gradient (w.r.t. one weight tensor) points furthest from
    the true label's, after normalising both;
@@ -6,7 +6,8 @@
    moves the top probability by at most eps (closed form);
 3. fine-tune the model toward t under the L2 distance between softmax output and target.
 """
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -15,6 +16,7 @@ from torch.func import functional_call, grad, vmap
 from FL_model_generation.models import check_layer_names, predict_logits
 from FL_model_generation.training import minibatches
 from toolkit.errors import P2Error
+from toolkit.settings import Settings, require
 
 START_POINTS = ("global", "last_local")
 OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
@@ -25,33 +27,27 @@ PREFIX_BATCH = 4096  # rows run through the frozen layers at once
 
 
 @dataclass(frozen=True)
-class P2Settings:
-    """One P2 round. `trainable` lists parameter-name prefixes to fine-tune (empty: all layers)."""
-    eps: float = 0.1
-    optimizer: str = "adam"
-    lr: float = 3e-4
-    epochs: int = 200
-    batch_size: int = 128
-    trainable: tuple[str, ...] = ()
-    poison_weight: str = "fc1.weight"
-    start: str = "global"
+class P2Settings(Settings):
+    """One P2 round, from defend/defend_<dataset>.py (docs/NOTES.md section 2). TRAINABLE lists
+    parameter-name prefixes to fine-tune (empty: every layer)."""
+    eps: float
+    optimizer: str
+    lr: float
+    epochs: int
+    batch_size: int
+    trainable: tuple[str, ...]
+    poison_weight: str
+    start: str
 
-    def __post_init__(self):
-        if not 0 < self.eps <= 1:
-            raise P2Error(f"P2 setting EPS={self.eps} must lie in (0, 1]")
-        if self.optimizer not in OPTIMIZERS:
-            raise P2Error(f"P2 setting OPTIMIZER={self.optimizer!r} must be one of {sorted(OPTIMIZERS)}")
-        if self.start not in START_POINTS:
-            raise P2Error(f"P2 setting START={self.start!r} must be one of {START_POINTS}")
-        if self.epochs < 1 or self.batch_size < 1 or not self.lr > 0:
-            raise P2Error(f"P2 settings EPOCHS={self.epochs}, BATCH_SIZE={self.batch_size} and LR={self.lr} "
-                          f"must be positive")
+    QUICK: ClassVar[dict] = {"EPOCHS": 2}
 
-    def quick(self) -> "P2Settings":
-        return replace(self, epochs=min(self.epochs, 2))
-
-    def as_dict(self) -> dict:
-        return asdict(self)
+    def check(self) -> None:
+        require(0 < self.eps <= 1, "EPS", self.eps, "must lie in (0, 1]")
+        require(self.optimizer in OPTIMIZERS, "OPTIMIZER", self.optimizer, f"must be one of {sorted(OPTIMIZERS)}")
+        require(self.start in START_POINTS, "START", self.start, f"must be one of {START_POINTS}")
+        require(self.lr > 0, "LR", self.lr, "must be positive")
+        require(self.epochs >= 1, "EPOCHS", self.epochs, "must be at least 1")
+        require(self.batch_size >= 1, "BATCH_SIZE", self.batch_size, "must be at least 1")
 
 
 def per_label_gradients(model: nn.Module, weight_name: str, features: torch.Tensor) -> torch.Tensor:

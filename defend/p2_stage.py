@@ -14,8 +14,7 @@ from data_preprocessing import load_dataset
 from defend.p2_protection import P2Settings, protect
 from FL_model_generation.fedavg import fedavg
 from FL_model_generation.fl_stage import load_model
-from toolkit import cli
-from toolkit.checkpoints import checkpoint_matches, load_checkpoint, save_checkpoint
+from toolkit.checkpoints import load_checkpoint, save_checkpoint
 from toolkit.errors import P2Error
 from toolkit.run import Run
 from toolkit.seeding import seed_torch, torch_generator
@@ -23,28 +22,17 @@ from toolkit.seeding import seed_torch, torch_generator
 log = logging.getLogger(__name__)
 
 
-def effective_settings(run: Run, settings: P2Settings) -> P2Settings:
-    return settings.quick() if run.quick else settings
+def starting_checkpoint(run: Run, settings: P2Settings, fl_rounds: int, client: int):
+    """The model client `client` starts from: the final global model, or its own last local model."""
+    return run.fl_final_path if settings.start == "global" else run.fl_client_path(fl_rounds, client)
 
 
-def starting_checkpoint(run: Run, settings: P2Settings, client: int):
-    if settings.start == "global":
-        return run.fl_final_path
-    _, meta = load_checkpoint(run.fl_final_path, expect={"dataset": run.dataset, "seed": run.seed})
-    return run.fl_client_path(meta["round"], client)
-
-
-def protect_clients(run: Run, settings: P2Settings, clients: list[int] | None = None) -> None:
-    """Protect the given clients (all when None), each written to its own checkpoint."""
-    settings = effective_settings(run, settings)
+def protect_clients(run: Run, settings: P2Settings, fl_rounds: int, clients: list[int]) -> None:
+    """Protect the given clients, each written to its own checkpoint."""
     dataset = load_dataset(run.dataset, run.data_dir)
     partition = load_partition(run)
-    chosen = range(len(partition.clients)) if clients is None else clients
-    for client in chosen:
-        if not 0 <= client < len(partition.clients):
-            raise P2Error(f"--client {client} does not exist: this run has clients 0..{len(partition.clients) - 1}")
-    for client in tqdm(chosen, desc=f"P2 {run.dataset}", unit="client", leave=False):
-        start_path = starting_checkpoint(run, settings, client)
+    for client in tqdm(clients, desc=f"P2 {run.dataset}", unit="client", leave=False):
+        start_path = starting_checkpoint(run, settings, fl_rounds, client)
         model, meta = load_model(start_path, run)
         features, labels = tensors(dataset, partition.clients[client])
         seed_torch(run.seed, "p2", client)
@@ -56,7 +44,7 @@ def protect_clients(run: Run, settings: P2Settings, clients: list[int] | None = 
             "dataset": run.dataset, "architecture": meta["architecture"], "round": meta["round"] + 1,
             "seed": run.seed, "quick": run.quick, "role": f"p2_client{client}", "client": client,
             "num_samples": len(labels), "start": str(start_path.relative_to(run.model_dir)),
-            "settings": settings.as_dict(), "stats": stats})
+            "settings": settings.constants(), "stats": stats})
 
 
 def aggregate(run: Run) -> None:
@@ -79,30 +67,3 @@ def aggregate(run: Run) -> None:
         "seed": run.seed, "quick": run.quick, "role": "p2_global", "settings": metas[0]["settings"],
         "client_stats": [meta["stats"] for meta in metas]})
     log.info("protected global model written to %s", run.p2_global_path)
-
-
-def is_done(run: Run, settings: P2Settings) -> bool:
-    """True when p2/global.pt exists and was made with exactly these settings."""
-    return checkpoint_matches(run.p2_global_path, {"settings": effective_settings(run, settings).as_dict(),
-                                                   "seed": run.seed, "quick": run.quick},
-                              inputs=(run.fl_final_path,))
-
-
-def run_stage(run: Run, settings: P2Settings, client: str = "all") -> None:
-    """`client` is an index (protect that client only) or "all" (protect every client, then aggregate)."""
-    if client == "all":
-        protect_clients(run, settings)
-        aggregate(run)
-    elif client.isdigit():
-        protect_clients(run, settings, [int(client)])
-    else:
-        raise P2Error(f"--client {client!r} must be a client index or 'all'")
-
-
-def stage_main(dataset: str, settings: P2Settings, description: str, argv=None) -> None:
-    parser = cli.parser(description, dataset=dataset)
-    parser.add_argument("--client", default="all",
-                        help="client index to protect, or 'all' to protect every client and aggregate (default)")
-    args = parser.parse_args(argv)
-    cli.setup_logging(args.verbose)
-    cli.main_guard(lambda _: run_stage(cli.run_from_args(args), settings, args.client))

@@ -1,32 +1,19 @@
-"""White-box gradient attack (Nasr et al.) on the CIFAR-10 FL model (LeNet) and on its P2-protected
-version: gradients of the last convolution (conv2, 16 x 6*5*5) and of the three fully connected
-layers (fc1 120x400, fc2 84x120, fc3 10x84), the label and the loss.
-The attack network is the original's (P2_REFERENCE.md section 4: Conv2d(1->100) per gradient); it is
-trained as on Adult (membership_attack_adult.py): Adam lr 1e-4 for 10 epochs of batch 64, the epoch
-with the best validation AUC kept. Measured on Location's FL model (real data, seed 0: 0.958 train /
-0.585 test accuracy): AUC 0.762 on the evaluation set (best epoch 3, 24 s), against 0.521 with the
-original's SGD lr 1e-3 x0.95 for 100 epochs (108 s), which barely moves the network.
-conv2 is included because P2 freezes the convolutions: the attack also sees a layer P2 did not
-fine-tune. About 2.4 s per attack epoch on the 2-core CPU. The attacker knows 1,000 members and
-1,000 non-members (data_partitioning.py) and is evaluated once on the evaluation set."""
-import pathlib
-import sys
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-
-from menif_attack.gradient_attack_stage import stage_main  # noqa: E402
-from menif_attack.whitebox_attack import WhiteboxSettings  # noqa: E402
+"""White-box gradient attack (Nasr et al. 2019) on the CIFAR-10 models: the loss gradients of the last convolution and the three fully connected layers,
+the one-hot label and the loss feed the attack network of docs/NOTES.md §4. It learns from 1,000 members and 1,000 non-members
+known to the attacker (data_partitioning.py), keeps the epoch with the best validation AUC, and is evaluated
+once on the evaluation rows. Which layers, and why Adam rather than the original's SGD: §7.2."""
 
 LAYERS = ("conv2.weight", "fc1.weight", "fc2.weight", "fc3.weight")
-CONV_CHANNELS = 100
-OPTIMIZER = "adam"   # reference: SGD lr 1e-3, x0.95 per epoch, 100 epochs (see the docstring)
+CONV_CHANNELS = 100           # width of each gradient branch (the original: 100)
+OPTIMIZER = "adam"              # the original: SGD lr 1e-3, x0.95 per epoch, 100 epochs (§7.2)
 LR = 1e-4
-LR_DECAY = 0.95
-EPOCHS = 10          # validation AUC peaks within a few epochs (Location: epoch 3); the best epoch is kept
+LR_DECAY = 0.95                 # per epoch
+EPOCHS = 10                     # the epoch with the best validation AUC is kept
 BATCH_SIZE = 64
-VAL_FRACTION = 0.2
+VAL_FRACTION = 0.2              # of the known examples, to choose the epoch and the threshold
 
-SETTINGS = WhiteboxSettings(layers=LAYERS, conv_channels=CONV_CHANNELS, optimizer=OPTIMIZER, lr=LR,
-                            lr_decay=LR_DECAY, epochs=EPOCHS, batch_size=BATCH_SIZE, val_fraction=VAL_FRACTION)
 
 if __name__ == "__main__":
-    stage_main("cifar10", SETTINGS, __doc__)
+    from pipeline import stage_script
+
+    stage_script("gradient", __file__)

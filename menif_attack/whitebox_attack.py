@@ -6,7 +6,8 @@ The epoch kept and the decision threshold are chosen on the attacker's validatio
 the evaluation set (the original picked the best test batch at the best epoch).
 """
 import copy
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -15,38 +16,37 @@ from tqdm import tqdm
 
 from FL_model_generation.training import minibatches
 from menif_attack.per_example_gradients import per_example_gradients
-from menif_attack.scoring import choose_threshold
+from toolkit.scoring import choose_threshold
 from sklearn.metrics import roc_auc_score
 from toolkit.errors import P2Error
+from toolkit.settings import Settings, require
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
 
 
 @dataclass(frozen=True)
-class WhiteboxSettings:
+class WhiteboxSettings(Settings):
+    """The gradient attack, from menif_attack/membership_attack_<dataset>.py: which layers' gradients it
+    reads, the width of its gradient branches, and how its network is trained."""
     layers: tuple[str, ...]
-    conv_channels: int = 100
-    optimizer: str = "sgd"
-    lr: float = 1e-3
-    lr_decay: float = 0.95
-    epochs: int = 100
-    batch_size: int = 64
-    val_fraction: float = 0.2
+    conv_channels: int
+    optimizer: str
+    lr: float
+    lr_decay: float
+    epochs: int
+    batch_size: int
+    val_fraction: float
 
-    def __post_init__(self):
-        if not self.layers:
-            raise P2Error("gradient attack LAYERS is empty: name at least one weight, e.g. 'fc1.weight'")
-        if self.optimizer not in OPTIMIZERS:
-            raise P2Error(f"gradient attack OPTIMIZER={self.optimizer!r} must be one of {sorted(OPTIMIZERS)}")
-        if not 0 < self.val_fraction < 1:
-            raise P2Error(f"gradient attack VAL_FRACTION={self.val_fraction} must lie in (0, 1)")
+    QUICK: ClassVar[dict] = {"EPOCHS": 2, "CONV_CHANNELS": 10}
 
-    def quick(self) -> "WhiteboxSettings":
-        """Smoke-run preset: two epochs of a slimmer attack network (10 convolution channels)."""
-        return replace(self, epochs=min(self.epochs, 2), conv_channels=min(self.conv_channels, 10))
-
-    def as_dict(self) -> dict:
-        return asdict(self)
+    def check(self) -> None:
+        require(len(self.layers) >= 1, "LAYERS", self.layers, "must name at least one weight, e.g. 'fc1.weight'")
+        require(self.optimizer in OPTIMIZERS, "OPTIMIZER", self.optimizer, f"must be one of {sorted(OPTIMIZERS)}")
+        require(0 < self.val_fraction < 1, "VAL_FRACTION", self.val_fraction, "must lie in (0, 1)")
+        for name in ("conv_channels", "epochs", "batch_size"):
+            require(getattr(self, name) >= 1, name.upper(), getattr(self, name), "must be at least 1")
+        require(self.lr > 0, "LR", self.lr, "must be positive")
+        require(0 < self.lr_decay <= 1, "LR_DECAY", self.lr_decay, "must lie in (0, 1]")
 
 
 @dataclass

@@ -4,12 +4,10 @@ of shadow classifiers, small attack MLPs trained all at once, and the score file
 
 Score files: results/<dataset>/<run>/scores/<attack>__<target>.npz with one score per evaluation
 example (higher = member) and a threshold chosen without the evaluation labels, read by
-toolkit.summary.attack_metrics like the gradient attack's.
+reporting.summary.attack_metrics like the gradient attack's.
 """
-import hashlib
 import logging
 import math
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -17,27 +15,26 @@ from torch import nn
 
 from FL_model_generation.models import build_model, predict_logits
 from FL_model_generation.training import minibatches
-from menif_attack.scoring import choose_threshold, membership_metrics
+from toolkit.scoring import choose_threshold, membership_metrics
 from toolkit.checkpoints import load_arrays, save_arrays
-from toolkit.errors import P2Error
+from toolkit.settings import require
 from toolkit.run import Run
 from toolkit.seeding import seed_torch, torch_generator
-from toolkit.targets import Target
+from other_attack_and_defend.targets import Target
 
 log = logging.getLogger(__name__)
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
 
 
-def check_optimizer(name: str, constant: str) -> None:
-    if name not in OPTIMIZERS:
-        raise P2Error(f"{constant}={name!r} must be one of {sorted(OPTIMIZERS)}")
+def check_optimizer(settings, field: str) -> None:
+    value = getattr(settings, field)
+    require(value in OPTIMIZERS, field.upper(), value, f"must be one of {sorted(OPTIMIZERS)}")
 
 
-def check_positive(settings, names: tuple[str, ...], what: str) -> None:
-    for name in names:
-        if not getattr(settings, name) > 0:
-            raise P2Error(f"{what} setting {name.upper()}={getattr(settings, name)} must be positive")
+def check_positive(settings, fields: tuple[str, ...]) -> None:
+    for field in fields:
+        require(getattr(settings, field) > 0, field.upper(), getattr(settings, field), "must be positive")
 
 
 # ---------------------------------------------------------------- evaluation rows and the target
@@ -46,11 +43,6 @@ def evaluation_rows(partition) -> tuple[np.ndarray, np.ndarray]:
     """rows = concat(eval_members, eval_nonmembers) and the matching membership flags."""
     rows = np.concatenate([partition.eval_members, partition.eval_nonmembers])
     return rows, np.arange(len(rows)) < len(partition.eval_members)
-
-
-def rows_fingerprint(rows: np.ndarray) -> str:
-    """Short hash of a row set: cached shadow/reference models are stale once the pool changes."""
-    return hashlib.sha256(np.ascontiguousarray(rows, dtype=np.int64).tobytes()).hexdigest()[:16]
 
 
 def defense_description(target: Target) -> dict | None:
@@ -208,18 +200,3 @@ def save_scores(run: Run, attack: str, target: Target, settings: dict, scores: n
     log.info("%s attack on %s: AUC %.4f, balanced accuracy %.4f, TPR@1%%FPR %.4f", attack, target.name,
              metrics["auc"], metrics["balanced_acc"], metrics["tpr_at_1pct_fpr"])
     return metrics
-
-
-def scores_up_to_date(run: Run, attack: str, target: Target, settings: dict, inputs: list[Path]) -> bool:
-    """True when the score file was made with these settings and this defense, after the target
-    checkpoint and every cached input (shadow/reference models) it depends on."""
-    path = run.score_path(attack, target.name)
-    try:
-        load_arrays(path, expect={"settings": settings, "seed": run.seed, "quick": run.quick,
-                                  "target": target.name, "defense": defense_description(target)})
-    except P2Error:
-        return False
-    needed = [Path(target.checkpoint), *inputs]
-    if not all(p.is_file() for p in needed):
-        return False
-    return path.stat().st_mtime >= max(p.stat().st_mtime for p in needed)

@@ -1,27 +1,18 @@
-"""Baseline defenses on Purchase100, compared with P2 under the same attacks: output noise with sigma = 1/0.3
-on the FL model's released logits and per-example gradients (output perturbation, NOT differential privacy),
-top-1 and top-3 releases (Purchase100 has 100 classes, so both withhold something), and DP-SGD with Opacus
-inside every client for target eps 1, 4, 8, with delta = 1 / (10 x client size) and the FedAvg recipe of
-FL_model_for_purchase100.py. DP_MAX_GRAD_NORM = 1.0, the common DP-SGD default (Opacus' examples): NOT
-measured on Purchase100. On Adult 1.0 left the model at the majority class and 5.0 was needed
-(baseline_defenses_adult.py); if the DP-SGD models here stay near chance, raise it after checking per-
-example gradient norms. Running this script trains the DP-SGD models not yet up to date and prints every
-defense's utility. Run main.py (or the FL stage) first: output noise and top-k are views of the FL model."""
-import pathlib
-import sys
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-
-from other_attack_and_defend.defense_suite import BaselineDefenseSettings, stage_main  # noqa: E402
+"""Baseline defenses on Purchase100, attacked like P2: output noise of sigma = 1 / OUTPUT_NOISE_EPS on the FL model's
+released logits and per-example gradients (the original's "DP-scheme": output perturbation, NOT differential
+privacy), top-k releases of the FL model, and DP-SGD with Opacus inside every client, one FedAvg model per
+target eps, with the FL recipe of FL_model_for_purchase100.py. Running this script trains the DP-SGD models that
+are not up to date."""
 
 OUTPUT_NOISE_EPS = 0.3          # noise sigma = 1 / OUTPUT_NOISE_EPS (a scale, not a privacy budget)
-TOP_K = (1, 3)                  # 100 classes: top-3 still withholds the rest
-DP_TARGET_EPS = (1, 4, 8)       # one DP-SGD model per value: (eps, delta) over the whole training
+TOP_K = (1, 3)                 # one top-k release per k
+DP_TARGET_EPS = (1, 4, 8)      # one DP-SGD model per value: (eps, delta) over the whole training
 DP_DELTA_FACTOR = 10            # delta = 1 / (DP_DELTA_FACTOR x client size)
-DP_MAX_GRAD_NORM = 1.0          # per-example clipping norm: the usual default, not tuned on Purchase100
-DP_LR = None                    # None: the FL learning rate of FL_model_for_purchase100.py
+DP_MAX_GRAD_NORM = 1.0          # per-example clipping norm: the usual default, not tuned
+DP_LR = None                   # None: the FL learning rate
 
-SETTINGS = BaselineDefenseSettings(output_noise_eps=OUTPUT_NOISE_EPS, top_k=TOP_K, dp_target_eps=DP_TARGET_EPS,
-                                   dp_delta_factor=DP_DELTA_FACTOR, dp_max_grad_norm=DP_MAX_GRAD_NORM, dp_lr=DP_LR)
 
 if __name__ == "__main__":
-    stage_main("purchase100", __doc__)
+    from pipeline import stage_script
+
+    stage_script("baselines", __file__)

@@ -30,7 +30,7 @@ from torch import nn
 
 from FL_model_generation.models import build_model, load_state
 from FL_model_generation.training import FLSettings
-from toolkit.checkpoints import checkpoint_matches, save_checkpoint
+from toolkit.checkpoints import save_checkpoint
 from toolkit.errors import P2Error
 from toolkit.run import Run
 from toolkit.seeding import torch_generator
@@ -44,24 +44,12 @@ ALPHAS = tuple([1 + x / 10.0 for x in range(1, 100)] + list(range(12, 64)) + [80
 
 @dataclass(frozen=True)
 class DPSettings:
-    """One DP-SGD model: the target eps for the whole training, how delta is set, the clipping norm."""
+    """One DP-SGD model (checked where its constants are, in BaselineDefenseSettings): the target eps for
+    the whole training, how delta is set, the clipping norm, and the learning rate (None: the FL one)."""
     target_eps: float
-    delta_factor: float = 10.0      # delta = 1 / (delta_factor * client size)
-    max_grad_norm: float = 1.0
-    lr: float | None = None         # None: the FL learning rate
-
-    def __post_init__(self):
-        if not self.target_eps > 0:
-            raise P2Error(f"DP-SGD target eps {self.target_eps} in DP_TARGET_EPS must be positive")
-        if not self.delta_factor > 1:
-            raise P2Error(f"DP_DELTA_FACTOR={self.delta_factor} must exceed 1 so that delta < 1 / client size")
-        if not self.max_grad_norm > 0:
-            raise P2Error(f"DP_MAX_GRAD_NORM={self.max_grad_norm} must be positive")
-        if self.lr is not None and not self.lr > 0:
-            raise P2Error(f"DP_LR={self.lr} must be positive (or None for the FL learning rate)")
-
-    def quick(self) -> "DPSettings":
-        return self
+    delta_factor: float
+    max_grad_norm: float
+    lr: float | None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -205,7 +193,7 @@ def checkpoint_meta(run: Run, fl: FLSettings, dp: DPSettings, clients: list[DPCl
     spent = [client.spent() for client in clients]
     return {"dataset": run.dataset, "architecture": fl.architecture, "round": fl.rounds, "seed": run.seed,
             "quick": run.quick, "role": target_name(dp.target_eps),
-            "settings": {"fl": fl.as_dict(), "dp": dp.as_dict()},
+            "settings": {"fl": fl.constants(), "dp": dp.as_dict()},
             "target_eps": dp.target_eps, "accountant": ACCOUNTANT, "alphas": list(ALPHAS),
             "eps": max(s["eps"] for s in spent), "delta": max(s["delta"] for s in spent), "clients": spent}
 
@@ -235,10 +223,3 @@ def train_dp_model(run: Run, fl: FLSettings, dp: DPSettings) -> dict:
     log.info("DP-SGD model written to %s: spent eps %.3f (target %g), delta %.2e", model_path(run, dp.target_eps),
              meta["eps"], dp.target_eps, meta["delta"])
     return meta
-
-
-def is_done(run: Run, fl: FLSettings, dp: DPSettings) -> bool:
-    """True when the model exists and was trained with exactly these (effective) settings."""
-    return checkpoint_matches(model_path(run, dp.target_eps), {
-        "settings": {"fl": fl.as_dict(), "dp": dp.as_dict()}, "alphas": list(ALPHAS), "seed": run.seed,
-        "quick": run.quick}, inputs=(run.partition_path,))

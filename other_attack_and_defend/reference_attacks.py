@@ -16,7 +16,8 @@ threshold with the best balanced accuracy over all these simulated attacks is ke
 coefficient a is tuned the same way when RMIA_A is None (as in the RMIA paper).
 """
 import logging
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -29,16 +30,16 @@ from FL_model_generation.fedavg import federated_training
 from FL_model_generation.fl_stage import load_model
 from FL_model_generation.models import predict_logits
 from FL_model_generation.training import FLSettings
-from menif_attack.scoring import choose_threshold
-from other_attack_and_defend.attack_common import (evaluation_rows, release_generator, release_logits, rows_fingerprint,
-                                                   save_scores, scores_up_to_date)
+from other_attack_and_defend.attack_common import evaluation_rows, release_generator, release_logits, save_scores
 from other_attack_and_defend.metric_attacks import (GAP_THRESHOLD, METRICS, TINY, gap_signal, logit_confidence,
                                                     metric_signal, true_class_mass)
-from toolkit.checkpoints import checkpoint_matches, load_arrays, save_arrays, save_checkpoint
+from other_attack_and_defend.targets import Target
+from toolkit.checkpoints import load_arrays, save_arrays, save_checkpoint
 from toolkit.errors import P2Error
 from toolkit.run import Run
+from toolkit.scoring import choose_threshold
 from toolkit.seeding import derive_seed, numpy_rng
-from toolkit.targets import Target
+from toolkit.settings import Settings, require
 
 log = logging.getLogger(__name__)
 
@@ -48,49 +49,40 @@ MIN_REFERENCE = 4  # two complementary pairs (see ReferenceSettings)
 
 
 @dataclass(frozen=True)
-class ReferenceSettings:
-    num_reference: int = 8
-    lira_fixed_variance: bool = True          # one global variance (Carlini et al.: better with few models)
-    rmia_a: float | None = None               # offline coefficient; None = tuned on the reference models
-    rmia_gamma: float = 1.0
-    rmia_population: int | None = None        # population samples z drawn from the shadow pool; None = all
-    class_thresholds: bool = True             # Song & Mittal's class-dependent thresholds (not for loss)
+class ReferenceSettings(Settings):
+    """The reference-model attacks, from other_attack_and_defend/reference_attacks_<dataset>.py."""
+    num_reference: int
+    lira_fixed_variance: bool
+    rmia_a: float | None
+    rmia_gamma: float
+    rmia_population: int | None
+    class_thresholds: bool
 
-    def __post_init__(self):
-        if self.num_reference < MIN_REFERENCE:
-            raise P2Error(f"NUM_REFERENCE={self.num_reference} must be at least {MIN_REFERENCE}: models come in "
-                          f"complementary pairs, and when one model plays the target (to choose thresholds), every "
-                          f"pool row needs an OUT model outside its pair")
-        if self.rmia_a is not None and not 0 <= self.rmia_a <= 1:
-            raise P2Error(f"RMIA_A={self.rmia_a} must lie in [0, 1] (or be None to tune it)")
-        if not self.rmia_gamma > 0:
-            raise P2Error(f"RMIA_GAMMA={self.rmia_gamma} must be positive")
-        if self.rmia_population is not None and self.rmia_population < 1:
-            raise P2Error(f"RMIA_POPULATION={self.rmia_population} must be positive (or None for the whole pool)")
+    QUICK: ClassVar[dict] = {"NUM_REFERENCE": MIN_REFERENCE}
 
-    def quick(self) -> "ReferenceSettings":
-        return replace(self, num_reference=min(self.num_reference, 4))
-
-    def as_dict(self) -> dict:
-        return asdict(self)
+    def check(self) -> None:
+        require(self.num_reference >= MIN_REFERENCE, "NUM_REFERENCE", self.num_reference,
+                f"must be at least {MIN_REFERENCE}: models come in complementary pairs, and when one model plays the "
+                f"target (to choose thresholds), every pool row needs an OUT model outside its pair")
+        require(self.rmia_a is None or 0 <= self.rmia_a <= 1, "RMIA_A", self.rmia_a,
+                "must lie in [0, 1] (or be None to tune it)")
+        require(self.rmia_gamma > 0, "RMIA_GAMMA", self.rmia_gamma, "must be positive")
+        require(self.rmia_population is None or self.rmia_population >= 1, "RMIA_POPULATION", self.rmia_population,
+                "must be positive (or None for the whole pool)")
 
 
-def effective(run: Run, settings: ReferenceSettings) -> ReferenceSettings:
-    return settings.quick() if run.quick else settings
-
-
-def attack_settings(attack: str, settings: ReferenceSettings, fl: FLSettings) -> dict:
-    """What one attack's scores depend on (saved in its score file, compared by is_done)."""
+def attack_settings(attack: str, settings: ReferenceSettings) -> dict:
+    """The constants one attack's scores depend on (the reference models it reads are its input files)."""
     if attack == "gap":
-        return {"rule": "member iff correctly classified"}
-    result = {"num_reference": settings.num_reference, "fl": fl.as_dict()}
+        return {"RULE": "member iff correctly classified"}
+    used = {"NUM_REFERENCE"}
     if attack in ("confidence", "entropy", "modified_entropy"):
-        result["class_thresholds"] = settings.class_thresholds
+        used.add("CLASS_THRESHOLDS")
     if attack == "lira":
-        result["lira_fixed_variance"] = settings.lira_fixed_variance
+        used.add("LIRA_FIXED_VARIANCE")
     if attack == "rmia":
-        result.update(rmia_a=settings.rmia_a, rmia_gamma=settings.rmia_gamma, rmia_population=settings.rmia_population)
-    return result
+        used.update({"RMIA_A", "RMIA_GAMMA", "RMIA_POPULATION"})
+    return {name: value for name, value in settings.constants().items() if name in used}
 
 
 # ---------------------------------------------------------------- LiRA and RMIA: the math
@@ -234,69 +226,54 @@ def reference_membership(pool: np.ndarray, num_reference: int, seed: int) -> np.
     return in_mask
 
 
-def _base_meta(run: Run, fl: FLSettings, pool: np.ndarray, clients: int) -> dict:
-    return {"dataset": run.dataset, "seed": run.seed, "quick": run.quick, "clients": clients,
-            "settings": fl.as_dict(), "pool": rows_fingerprint(pool)}
+def write_membership(run: Run, settings: ReferenceSettings) -> None:
+    """membership.npz: the shadow pool and which of its rows each of the K reference models trains on."""
+    partition = load_partition(run)
+    pool = partition.shadow_pool
+    if len(pool) // 2 < len(partition.clients):
+        raise P2Error(f"the shadow pool has {len(pool)} rows: too few for reference models over "
+                      f"{len(partition.clients)} clients")
+    save_arrays(membership_path(run), {"dataset": run.dataset, "seed": run.seed, "quick": run.quick,
+                                       "num_reference": settings.num_reference},
+                pool=pool, in_mask=reference_membership(pool, settings.num_reference, run.seed))
 
 
-def _model_meta(run: Run, fl: FLSettings, pool: np.ndarray, clients: int, k: int) -> dict:
-    """What reference model k depends on. Not K: model k is the same for any number of models, so raising
-    NUM_REFERENCE trains only the new ones."""
-    return {**_base_meta(run, fl, pool, clients), "index": k}
-
-
-def _prep_meta(run: Run, settings: ReferenceSettings, fl: FLSettings, pool: np.ndarray, clients: int) -> dict:
-    """What the set of K models (their membership file) depends on."""
-    return {**_base_meta(run, fl, pool, clients), "num_reference": settings.num_reference}
-
-
-def prepare_references(run: Run, settings: ReferenceSettings, fl: FLSettings) -> None:
-    """Train and cache the K reference models of this run (FedAvg, like the target); models already
-    cached for this partition and recipe are kept."""
-    settings = effective(run, settings)
+def reference_training_sets(run: Run, indices: list[int]) -> list[list[tuple[torch.Tensor, torch.Tensor]]]:
+    """For each reference model k, its pool half dealt over as many clients as the target has. Model k's
+    rows depend on (seed, k) only, not on K: raising NUM_REFERENCE trains only the new models."""
     dataset, partition = load_dataset(run.dataset, run.data_dir), load_partition(run)
-    pool, clients = partition.shadow_pool, len(partition.clients)
-    if len(pool) // 2 < clients:
-        raise P2Error(f"the shadow pool has {len(pool)} rows: too few for reference models over {clients} clients")
-    in_mask = reference_membership(pool, settings.num_reference, run.seed)
-    for k in tqdm(range(settings.num_reference), desc="reference models", unit="model", leave=False):
-        meta = _model_meta(run, fl, pool, clients, k)
-        if checkpoint_matches(reference_path(run, k), meta, inputs=(run.partition_path,)):
-            log.info("reference model %d/%d up to date, kept", k + 1, settings.num_reference)
-            continue
+    pool = partition.shadow_pool
+    in_mask = reference_membership(pool, max(indices) + 1, run.seed)
+    result = []
+    for k in indices:
         rows = pool[in_mask[k]]
         rows = rows[numpy_rng(run.seed, "reference", "clients", k).permutation(len(rows))]
-        data = [tensors(dataset, part) for part in np.array_split(rows, clients)]
-        state = federated_training(data, fl, derive_seed(run.seed, "reference", k),
-                                   description=f"reference {k + 1}/{settings.num_reference}")
-        save_checkpoint(reference_path(run, k), state, {**meta, "architecture": fl.architecture, "round": fl.rounds,
-                                                         "role": f"reference{k}"})
-        log.info("reference model %d/%d trained on %d pool rows", k + 1, settings.num_reference, len(rows))
-    save_arrays(membership_path(run), _prep_meta(run, settings, fl, pool, clients), pool=pool, in_mask=in_mask)
+        result.append([tensors(dataset, part) for part in np.array_split(rows, len(partition.clients))])
+    return result
 
 
-def references_ready(run: Run, settings: ReferenceSettings, fl: FLSettings) -> bool:
-    settings = effective(run, settings)
-    try:
-        partition = load_partition(run)
-        pool, clients = partition.shadow_pool, len(partition.clients)
-        load_arrays(membership_path(run), expect=_prep_meta(run, settings, fl, pool, clients))
-    except P2Error:
-        return False
-    return all(checkpoint_matches(reference_path(run, k), _model_meta(run, fl, pool, clients, k),
-                                  inputs=(run.partition_path,)) for k in range(settings.num_reference))
+def train_reference_models(run: Run, fl: FLSettings, indices: list[int]) -> None:
+    """Train reference models `indices` like the target (FedAvg with its recipe) and save each."""
+    for k, clients in zip(tqdm(indices, desc="reference models", unit="model", leave=False),
+                          reference_training_sets(run, indices)):
+        state = federated_training(clients, fl, derive_seed(run.seed, "reference", k),
+                                   description=f"reference model {k}")
+        save_checkpoint(reference_path(run, k), state, {"dataset": run.dataset, "seed": run.seed, "quick": run.quick,
+                                                         "architecture": fl.architecture, "round": fl.rounds,
+                                                         "role": f"reference{k}", "index": k})
+        log.info("reference model %d trained on %d pool rows", k, sum(len(labels) for _, labels in clients))
 
 
 class ReferenceData:
     """What the reference attacks read, loaded once and shared by every target: evaluation and pool
     rows, and every reference model's logits on both."""
 
-    def __init__(self, run: Run, settings: ReferenceSettings, fl: FLSettings):
-        self.run, self.settings, self.fl = run, effective(run, settings), fl
+    def __init__(self, run: Run, settings: ReferenceSettings):
+        self.run, self.settings = run, settings
         self.dataset = load_dataset(run.dataset, run.data_dir)
         partition = load_partition(run)
-        arrays, _ = load_arrays(membership_path(run), expect=_prep_meta(run, self.settings, fl, partition.shadow_pool,
-                                                                        len(partition.clients)))
+        arrays, _ = load_arrays(membership_path(run), expect={"seed": run.seed, "quick": run.quick,
+                                                               "num_reference": settings.num_reference})
         self.pool, self.in_mask = arrays["pool"], arrays["in_mask"]
         self.rows, self.is_member = evaluation_rows(partition)
         self.eval_features, self.eval_labels = tensors(self.dataset, self.rows)
@@ -308,9 +285,6 @@ class ReferenceData:
         if self.settings.rmia_population is not None and self.settings.rmia_population < len(self.pool):
             self.population = np.sort(numpy_rng(run.seed, "rmia", "population").choice(
                 len(self.pool), self.settings.rmia_population, replace=False))
-
-    def inputs(self) -> list:
-        return [membership_path(self.run)] + [reference_path(self.run, k) for k in range(self.settings.num_reference)]
 
     def released_references(self, attack: str, target: Target) -> tuple[np.ndarray, np.ndarray]:
         """(K, N, C) and (K, P, C): the reference models' outputs under the target's release."""
@@ -350,7 +324,7 @@ def metric_attack(data: ReferenceData, metric: str, target: Target) -> dict:
         scores, threshold = shifted_scores(signal, data.eval_labels.numpy(), thresholds), 0.0
     else:
         scores, threshold = signal, float(thresholds[0])
-    return save_scores(data.run, metric, target, attack_settings(metric, data.settings, data.fl), scores,
+    return save_scores(data.run, metric, target, attack_settings(metric, data.settings), scores,
                        data.is_member, data.rows, threshold,
                        details={"class_thresholds": thresholds.tolist() if per_class else None,
                                 "threshold_from": "reference models' pool rows"})
@@ -362,7 +336,7 @@ def gap_attack(run: Run, target: Target) -> dict:
     features, labels = tensors(dataset, rows)
     model, _ = load_model(target.checkpoint, run)
     posteriors = target.posteriors(model, features, release_generator(run, "gap", target, "eval"))
-    return save_scores(run, "gap", target, attack_settings("gap", None, None), gap_signal(posteriors, labels),
+    return save_scores(run, "gap", target, attack_settings("gap", None), gap_signal(posteriors, labels),
                        is_member, rows, GAP_THRESHOLD, details={"threshold_from": "the rule itself"})
 
 
@@ -376,7 +350,7 @@ def lira_attack(data: ReferenceData, target: Target) -> dict:
     reference_signal = _per_model(logit_confidence, evaluation, data.eval_labels).T     # (N, K), all OUT
     scores = lira_offline(logit_confidence(posteriors, data.eval_labels), reference_signal,
                           np.ones_like(reference_signal, dtype=bool), fixed)
-    return save_scores(data.run, "lira", target, attack_settings("lira", data.settings, data.fl), scores,
+    return save_scores(data.run, "lira", target, attack_settings("lira", data.settings), scores,
                        data.is_member, data.rows, threshold,
                        details={"score": "(phi - mu_out) / sigma_out; Lambda = Phi(score)",
                                 "simulated_auc": float(roc_auc_score(members, simulated)),
@@ -401,15 +375,8 @@ def rmia_attack(data: ReferenceData, target: Target) -> dict:
                           true_class_mass(pool_posteriors, data.pool_labels)[0][z], pool_probability[:, z].T,
                           ~data.in_mask[:, z].T, a, gamma)
     log.info("RMIA on %s: offline a = %.2f (%s)", target.name, a, "tuned" if aucs else "fixed")
-    return save_scores(data.run, "rmia", target, attack_settings("rmia", data.settings, data.fl), scores,
+    return save_scores(data.run, "rmia", target, attack_settings("rmia", data.settings), scores,
                        data.is_member, data.rows, threshold,
                        details={"a": float(a), "a_tuning_auc": aucs, "population": int(len(z)),
                                 "simulated_auc": float(roc_auc_score(members, simulated)),
                                 "threshold_from": "reference models playing the target"})
-
-
-def attack_is_done(run: Run, attack: str, settings: ReferenceSettings, fl: FLSettings, target: Target) -> bool:
-    settings = effective(run, settings)
-    inputs = [] if attack == "gap" else [membership_path(run)] + [reference_path(run, k)
-                                                                  for k in range(settings.num_reference)]
-    return scores_up_to_date(run, attack, target, attack_settings(attack, settings, fl), inputs)

@@ -1,7 +1,7 @@
 """Shadow-model attacks: Shokri et al. 2017 and ML-Leaks (Salem et al. 2019).
 
 Shadow models have the target's architecture (from the FL stage script) and are trained on rows of
-the shadow pool only (P2_REFERENCE.md section 5.5): half of each shadow's rows are its "in"
+the shadow pool only (docs/NOTES.md section 5): half of each shadow's rows are its "in"
 (trained on), the other half its "out". TRAINING = "central" trains them as the original code did
 (one optimiser, the attack script's SHADOW_* constants); TRAINING = "fl" trains them like the target
 instead (the FL stage's FedAvg recipe, the "in" rows split over as many clients as the target had),
@@ -19,7 +19,8 @@ Shadow models are trained once per run and cached in model/<dataset>/<run>/shado
 shared by every target; the attack MLPs depend on the target's release and are trained per target.
 """
 import logging
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -32,99 +33,86 @@ from FL_model_generation.fl_stage import load_model
 from FL_model_generation.models import accuracy, build_model, load_state
 from FL_model_generation.training import FLSettings
 from other_attack_and_defend.attack_common import (check_optimizer, check_positive, evaluation_rows, fit_attack_mlps,
-                                                   release_generator, released, rows_fingerprint, save_scores,
-                                                   scores_up_to_date, top_k_sorted, train_classifier)
-from toolkit.checkpoints import load_arrays, load_checkpoint, save_arrays, save_checkpoint
+                                                   release_generator, released, save_scores, top_k_sorted,
+                                                   train_classifier)
+from other_attack_and_defend.targets import Target
+from toolkit.checkpoints import load_arrays, save_arrays, save_checkpoint
 from toolkit.errors import P2Error
 from toolkit.run import Run
 from toolkit.seeding import derive_seed, numpy_rng, torch_generator
-from toolkit.targets import Target
+from toolkit.settings import Settings, require
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ShokriSettings:
-    num_shadows: int = 9
-    shadow_size: int = 2000          # rows per shadow model: the first half trained on, the second half held out
-    training: str = "central"        # "central": the constants below; "fl": the target's FedAvg recipe
-    optimizer: str = "adam"
-    lr: float = 0.005
-    epochs: int = 8
-    batch_size: int = 128
-    top_k: int = 2                   # sorted top-k posteriors fed to the attack models
-    per_class: bool = False          # one attack model per shadow and class (Shokri et al.'s design)
-    attack_hidden: int = 5
-    attack_optimizer: str = "adam"
-    attack_lr: float = 0.01
-    attack_epochs: int = 60
-    attack_batch_size: int = 128
-
-    def __post_init__(self):
-        check_positive(self, ("num_shadows", "shadow_size", "lr", "epochs", "batch_size", "top_k", "attack_hidden",
-                              "attack_lr", "attack_epochs", "attack_batch_size"), "Shokri")
-        if self.shadow_size < 2:
-            raise P2Error(f"Shokri SHADOW_SIZE={self.shadow_size} must be at least 2 (half in, half out)")
-        check_training(self.training, "Shokri")
-        check_optimizer(self.optimizer, "Shokri SHADOW_OPTIMIZER")
-        check_optimizer(self.attack_optimizer, "Shokri ATTACK_OPTIMIZER")
-
-    def quick(self) -> "ShokriSettings":
-        return replace(self, num_shadows=min(self.num_shadows, 3), shadow_size=min(self.shadow_size, 400))
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-    def shadow_recipe(self) -> dict:
-        """The settings the cached shadow models depend on (the attack MLPs' do not retrain them)."""
-        return {name: getattr(self, name) for name in ("num_shadows", "shadow_size", "training", "optimizer", "lr",
-                                                       "epochs", "batch_size")}
-
-
-@dataclass(frozen=True)
-class MLLeaksSettings:
-    in_size: int = 3000              # shadow training rows
-    out_size: int = 3000             # shadow held-out rows
-    training: str = "central"        # "central": the constants below; "fl": the target's FedAvg recipe
-    optimizer: str = "adam"
-    lr: float = 0.005
-    epochs: int = 7
-    batch_size: int = 100
-    top_k: int = 2
-    attack_hidden: int = 5
-    attack_optimizer: str = "adam"
-    attack_lr: float = 0.01
-    attack_epochs: int = 30
-    attack_batch_size: int = 100
-
-    def __post_init__(self):
-        check_positive(self, ("in_size", "out_size", "lr", "epochs", "batch_size", "top_k", "attack_hidden",
-                              "attack_lr", "attack_epochs", "attack_batch_size"), "ML-Leaks")
-        check_training(self.training, "ML-Leaks")
-        check_optimizer(self.optimizer, "ML-Leaks SHADOW_OPTIMIZER")
-        check_optimizer(self.attack_optimizer, "ML-Leaks ATTACK_OPTIMIZER")
-
-    def quick(self) -> "MLLeaksSettings":
-        return replace(self, in_size=min(self.in_size, 300), out_size=min(self.out_size, 300))
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-    def shadow_recipe(self) -> dict:
-        return {name: getattr(self, name) for name in ("in_size", "out_size", "training", "optimizer", "lr", "epochs",
-                                                       "batch_size")}
 
 
 TRAININGS = ("central", "fl")
 
 
-def check_training(value: str, what: str) -> None:
-    if value not in TRAININGS:
-        raise P2Error(f"{what} TRAINING={value!r} must be one of {TRAININGS}")
+@dataclass(frozen=True)
+class ShokriSettings(Settings):
+    """Shokri et al.'s attack, from other_attack_and_defend/shokri_attack_<dataset>.py. SHADOW_SIZE rows per
+    shadow model: the first half trained on, the second half held out."""
+    num_shadows: int
+    shadow_size: int
+    training: str
+    shadow_optimizer: str
+    shadow_lr: float
+    shadow_epochs: int
+    shadow_batch_size: int
+    top_k: int
+    per_class: bool
+    attack_hidden: int
+    attack_optimizer: str
+    attack_lr: float
+    attack_epochs: int
+    attack_batch_size: int
+
+    QUICK: ClassVar[dict] = {"NUM_SHADOWS": 3, "SHADOW_SIZE": 400}
+
+    def check(self) -> None:
+        check_positive(self, ("num_shadows", "shadow_lr", "shadow_epochs", "shadow_batch_size", "top_k",
+                              "attack_hidden", "attack_lr", "attack_epochs", "attack_batch_size"))
+        require(self.shadow_size >= 2, "SHADOW_SIZE", self.shadow_size, "must be at least 2 (half in, half out)")
+        require(self.training in TRAININGS, "TRAINING", self.training, f"must be one of {TRAININGS}")
+        check_optimizer(self, "shadow_optimizer")
+        check_optimizer(self, "attack_optimizer")
+
+    def shadow_recipe(self) -> dict:
+        """The constants the cached shadow models depend on (the attack MLPs' do not retrain them)."""
+        return {name: value for name, value in self.constants().items()
+                if name in ("NUM_SHADOWS", "SHADOW_SIZE", "TRAINING") or name.startswith("SHADOW_")}
 
 
-def effective(run: Run, settings):
-    return settings.quick() if run.quick else settings
+@dataclass(frozen=True)
+class MLLeaksSettings(Settings):
+    """ML-Leaks, from other_attack_and_defend/ML_leaks_attack_<dataset>.py: one shadow model trained on
+    SHADOW_IN rows, SHADOW_OUT more held out."""
+    shadow_in: int
+    shadow_out: int
+    training: str
+    shadow_optimizer: str
+    shadow_lr: float
+    shadow_epochs: int
+    shadow_batch_size: int
+    top_k: int
+    attack_hidden: int
+    attack_optimizer: str
+    attack_lr: float
+    attack_epochs: int
+    attack_batch_size: int
+
+    QUICK: ClassVar[dict] = {"SHADOW_IN": 300, "SHADOW_OUT": 300}
+
+    def check(self) -> None:
+        check_positive(self, ("shadow_in", "shadow_out", "shadow_lr", "shadow_epochs", "shadow_batch_size", "top_k",
+                              "attack_hidden", "attack_lr", "attack_epochs", "attack_batch_size"))
+        require(self.training in TRAININGS, "TRAINING", self.training, f"must be one of {TRAININGS}")
+        check_optimizer(self, "shadow_optimizer")
+        check_optimizer(self, "attack_optimizer")
+
+    def shadow_recipe(self) -> dict:
+        return {name: value for name, value in self.constants().items()
+                if name == "TRAINING" or name.startswith("SHADOW_")}
 
 
 # ---------------------------------------------------------------- which rows the shadows use
@@ -148,13 +136,13 @@ def shokri_shadow_rows(pool: np.ndarray, settings: ShokriSettings, seed: int, da
 def ml_leaks_shadow_rows(pool: np.ndarray, settings: MLLeaksSettings, seed: int,
                          dataset: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Disjoint (in, out) rows of the shadow pool for the one ML-Leaks shadow model."""
-    need = settings.in_size + settings.out_size
+    need = settings.shadow_in + settings.shadow_out
     if need > len(pool):
-        raise P2Error(f"ML-Leaks IN_SIZE + OUT_SIZE = {need} exceeds the {len(pool)} rows of the shadow pool; "
+        raise P2Error(f"ML-Leaks SHADOW_IN + SHADOW_OUT = {need} exceeds the {len(pool)} rows of the shadow pool; "
                       f"lower SHADOW_IN / SHADOW_OUT in {_where('ML_leaks_attack', dataset)} or enlarge the pool "
                       f"in data_partitioning.py")
     chosen = numpy_rng(seed, "ml_leaks", "shadow").choice(pool, need, replace=False)
-    return chosen[:settings.in_size], chosen[settings.in_size:]
+    return chosen[:settings.shadow_in], chosen[settings.shadow_in:]
 
 
 # ---------------------------------------------------------------- cached shadow models
@@ -171,22 +159,23 @@ def shadow_path(run: Run, attack: str, index: int):
     return shadow_dir(run, attack) / f"shadow{index:03d}.pt"
 
 
-def _prep_meta(run: Run, attack: str, settings, fl: FLSettings, pool: np.ndarray) -> dict:
-    """What cached shadow models depend on: their recipe (with the FL recipe when trained like the
-    target), the target architecture and the shadow pool."""
-    recipe = settings.shadow_recipe()
-    if settings.training == "fl":
-        recipe["fl"] = fl.as_dict()
+def shadow_paths(run: Run, attack: str, settings) -> list:
+    """Every file the shadow-model stage of `attack` writes: the rows file, then one checkpoint per shadow."""
+    count = settings.num_shadows if attack == "shokri" else 1
+    return [rows_path(run, attack)] + [shadow_path(run, attack, index) for index in range(count)]
+
+
+def _meta(run: Run, attack: str, fl: FLSettings) -> dict:
     return {"attack": attack, "dataset": run.dataset, "seed": run.seed, "quick": run.quick,
-            "recipe": recipe, "architecture": fl.architecture, "pool": rows_fingerprint(pool)}
+            "architecture": fl.architecture}
 
 
 def train_shadow(run: Run, attack: str, settings, fl: FLSettings, features: torch.Tensor, labels: torch.Tensor,
                  clients: int, index: int) -> torch.nn.Module:
     """One shadow model on its "in" rows: centrally with the attack's constants, or like the target."""
     if settings.training == "central":
-        return train_classifier(fl.architecture, features, labels, settings.optimizer, settings.lr, settings.epochs,
-                                settings.batch_size, run.seed, attack, "shadow", index)
+        return train_classifier(fl.architecture, features, labels, settings.shadow_optimizer, settings.shadow_lr,
+                                settings.shadow_epochs, settings.shadow_batch_size, run.seed, attack, "shadow", index)
     parts = torch.arange(len(labels)).tensor_split(clients)
     state = federated_training([(features[part], labels[part]) for part in parts], fl,
                                derive_seed(run.seed, attack, "shadow", index), description=f"{attack} shadow {index}")
@@ -195,7 +184,7 @@ def train_shadow(run: Run, attack: str, settings, fl: FLSettings, features: torc
 
 def _train_shadows(run: Run, attack: str, settings, fl: FLSettings, splits: list[tuple[np.ndarray, np.ndarray]],
                    partition, dataset) -> None:
-    meta = _prep_meta(run, attack, settings, fl, partition.shadow_pool)
+    meta = _meta(run, attack, fl)
     for index, (rows_in, rows_out) in enumerate(tqdm(splits, desc=f"{attack} shadows", unit="model", leave=False)):
         features, labels = tensors(dataset, rows_in)
         model = train_shadow(run, attack, settings, fl, features, labels, len(partition.clients), index)
@@ -211,44 +200,23 @@ def _train_shadows(run: Run, attack: str, settings, fl: FLSettings, splits: list
 
 def prepare_shokri(run: Run, settings: ShokriSettings, fl: FLSettings) -> None:
     """Train and cache the Shokri shadow models of this run."""
-    settings = effective(run, settings)
     dataset, partition = load_dataset(run.dataset, run.data_dir), load_partition(run)
     rows = shokri_shadow_rows(partition.shadow_pool, settings, run.seed, run.dataset)
     half = settings.shadow_size // 2
     _train_shadows(run, "shokri", settings, fl, [(r[:half], r[half:]) for r in rows], partition, dataset)
-    save_arrays(rows_path(run, "shokri"), _prep_meta(run, "shokri", settings, fl, partition.shadow_pool),
-                rows=rows, half=np.array(half))
+    save_arrays(rows_path(run, "shokri"), _meta(run, "shokri", fl), rows=rows, half=np.array(half))
 
 
 def prepare_ml_leaks(run: Run, settings: MLLeaksSettings, fl: FLSettings) -> None:
-    settings = effective(run, settings)
+    """Train and cache the ML-Leaks shadow model of this run."""
     dataset, partition = load_dataset(run.dataset, run.data_dir), load_partition(run)
     rows_in, rows_out = ml_leaks_shadow_rows(partition.shadow_pool, settings, run.seed, run.dataset)
     _train_shadows(run, "ml_leaks", settings, fl, [(rows_in, rows_out)], partition, dataset)
-    save_arrays(rows_path(run, "ml_leaks"), _prep_meta(run, "ml_leaks", settings, fl, partition.shadow_pool),
-                rows_in=rows_in, rows_out=rows_out)
+    save_arrays(rows_path(run, "ml_leaks"), _meta(run, "ml_leaks", fl), rows_in=rows_in, rows_out=rows_out)
 
 
-def _shadow_count(attack: str, settings) -> int:
-    return settings.num_shadows if attack == "shokri" else 1
-
-
-def shadows_ready(run: Run, attack: str, settings, fl: FLSettings) -> bool:
-    """True when the cached shadow models match the settings, the architecture and the current pool."""
-    settings = effective(run, settings)
-    try:
-        partition = load_partition(run)
-        expect = _prep_meta(run, attack, settings, fl, partition.shadow_pool)
-        load_arrays(rows_path(run, attack), expect=expect)
-        for index in range(_shadow_count(attack, settings)):
-            load_checkpoint(shadow_path(run, attack, index), expect=expect)
-    except P2Error:
-        return False
-    return True
-
-
-def _load_shadow_splits(run: Run, attack: str, settings, fl: FLSettings, pool: np.ndarray):
-    arrays, _ = load_arrays(rows_path(run, attack), expect=_prep_meta(run, attack, settings, fl, pool))
+def _load_shadow_splits(run: Run, attack: str):
+    arrays, _ = load_arrays(rows_path(run, attack), expect={"attack": attack, "seed": run.seed, "quick": run.quick})
     if attack == "shokri":
         half = int(arrays["half"])
         splits = [(r[:half], r[half:]) for r in arrays["rows"]]
@@ -308,10 +276,9 @@ def shokri_scores(models, thresholds: torch.Tensor, valid: torch.Tensor, posteri
     return torch.where(counted > 0, fraction, torch.full_like(fraction, 0.5)).numpy()
 
 
-def shokri_attack(run: Run, settings: ShokriSettings, fl: FLSettings, target: Target) -> dict:
-    settings = effective(run, settings)
+def shokri_attack(run: Run, settings: ShokriSettings, target: Target) -> dict:
     dataset, partition = load_dataset(run.dataset, run.data_dir), load_partition(run)
-    splits, shadows = _load_shadow_splits(run, "shokri", settings, fl, partition.shadow_pool)
+    splits, shadows = _load_shadow_splits(run, "shokri")
     inputs = _shadow_inputs(run, "shokri", target, dataset, splits, shadows, settings.top_k)
     models, thresholds, valid = shokri_fit(inputs, dataset.num_classes, settings,
                                            torch_generator(run.seed, "shokri", "attack", target.name))
@@ -320,7 +287,7 @@ def shokri_attack(run: Run, settings: ShokriSettings, fl: FLSettings, target: Ta
     features, labels = tensors(dataset, rows)
     posteriors = target.posteriors(model, features, release_generator(run, "shokri", target, "target"))
     scores = shokri_scores(models, thresholds, valid, posteriors, labels, settings, dataset.num_classes)
-    return save_scores(run, "shokri", target, settings.as_dict(), scores, is_member, rows, threshold=0.5,
+    return save_scores(run, "shokri", target, settings.constants(), scores, is_member, rows, threshold=0.5,
                        details={"attack_models": int(valid.sum()), "decision": "majority vote"})
 
 
@@ -336,10 +303,9 @@ def ml_leaks_scores(models, posteriors: torch.Tensor, settings: MLLeaksSettings)
     return models.member_probability(top_k_sorted(posteriors, settings.top_k))[0].double().numpy()
 
 
-def ml_leaks_attack(run: Run, settings: MLLeaksSettings, fl: FLSettings, target: Target) -> dict:
-    settings = effective(run, settings)
+def ml_leaks_attack(run: Run, settings: MLLeaksSettings, target: Target) -> dict:
     dataset, partition = load_dataset(run.dataset, run.data_dir), load_partition(run)
-    splits, shadows = _load_shadow_splits(run, "ml_leaks", settings, fl, partition.shadow_pool)
+    splits, shadows = _load_shadow_splits(run, "ml_leaks")
     (inputs, members, _), = _shadow_inputs(run, "ml_leaks", target, dataset, splits, shadows, settings.top_k)
     models, threshold = ml_leaks_fit(inputs, members, settings,
                                      torch_generator(run.seed, "ml_leaks", "attack", target.name))
@@ -348,11 +314,5 @@ def ml_leaks_attack(run: Run, settings: MLLeaksSettings, fl: FLSettings, target:
     features, _ = tensors(dataset, rows)
     posteriors = target.posteriors(model, features, release_generator(run, "ml_leaks", target, "target"))
     scores = ml_leaks_scores(models, posteriors, settings)
-    return save_scores(run, "ml_leaks", target, settings.as_dict(), scores, is_member, rows, threshold=threshold,
+    return save_scores(run, "ml_leaks", target, settings.constants(), scores, is_member, rows, threshold=threshold,
                        details={"threshold_from": "shadow in/out rows"})
-
-
-def attack_is_done(run: Run, attack: str, settings, target: Target) -> bool:
-    settings = effective(run, settings)
-    inputs = [rows_path(run, attack)] + [shadow_path(run, attack, i) for i in range(_shadow_count(attack, settings))]
-    return scores_up_to_date(run, attack, target, settings.as_dict(), inputs)

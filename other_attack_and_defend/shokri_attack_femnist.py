@@ -1,40 +1,26 @@
-"""Shokri et al. (2017) shadow-model attack on the FEMNIST FL model and its P2-protected version: NUM_SHADOWS
-shadow models of the target architecture (CNN 32-64 channels, 62 classes, from FL_model_for_femnist.py),
-each on SHADOW_SIZE shadow-pool rows (1,000 in, 1,000 out: the in half matches a client's training set,
-about 1,100 (5 writers) rows); attack MLPs 2-5-2 on the sorted top-3 released posteriors (TOP_K = 3 for 10+
-classes, as the reference does for CIFAR-10; FEMNIST has 62), combined by majority vote. Sizes: the shadow
-pool holds the rows of non-member writers: about 21,000 with LEAF --sf 0.05. Shadow training: Adam lr 0.001
-(the usual rate for a CNN; 0.005 is the tabular recipe), 10 epochs, batch 64 (not tuned on the real data).
-Attack MLPs: Adam lr 0.01, 60 epochs, as for Adult (see shokri_attack_adult.py). TRAINING = "fl" trains the
-shadows with the target's FedAvg recipe instead. Quick runs: 3 shadows of 400 rows. Run main.py first (or
-the FL and P2 stages)."""
-import pathlib
-import sys
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-
-from other_attack_and_defend.attack_suite import script_main  # noqa: E402
-from other_attack_and_defend.shadow_attacks import ShokriSettings  # noqa: E402
+"""Shokri et al. (2017) shadow-model attack on the FEMNIST models: NUM_SHADOWS shadow models of the target
+architecture, each on SHADOW_SIZE rows of the shadow pool (about 21,000 (LEAF --sf 0.05) rows), half in, half out; attack MLPs
+2-ATTACK_HIDDEN-2 on the sorted top-3 released probabilities, one per shadow (or per shadow and class with
+PER_CLASS), combined by majority vote. Shadow recipe: Adam lr 0.001, the usual rate for a CNN (not tuned);
+the attack MLPs' training, not published by the original: docs/NOTES.md §7.3."""
 
 NUM_SHADOWS = 9
-SHADOW_SIZE = 2000          # rows per shadow: half in, half out (must fit the shadow pool, about 21,000 rows (LEAF --sf 0.05))
-TRAINING = "central"        # "central": the SHADOW_* constants; "fl": like the target
+SHADOW_SIZE = 2000            # rows per shadow: half trained on, half held out
+TRAINING = "central"            # "central": the SHADOW_* recipe below; "fl": the target's FedAvg recipe
 SHADOW_OPTIMIZER = "adam"
 SHADOW_LR = 0.001
 SHADOW_EPOCHS = 10
 SHADOW_BATCH_SIZE = 64
-TOP_K = 3                   # 3 for 10+ classes (2 for binary tabular data)
-PER_CLASS = False
+TOP_K = 3                     # sorted top-k probabilities fed to the attack MLPs (3 for 10+ classes)
+PER_CLASS = False               # one attack MLP per shadow and class, as in Shokri et al.
 ATTACK_HIDDEN = 5
 ATTACK_OPTIMIZER = "adam"
 ATTACK_LR = 0.01
 ATTACK_EPOCHS = 60
 ATTACK_BATCH_SIZE = 128
 
-SETTINGS = ShokriSettings(num_shadows=NUM_SHADOWS, shadow_size=SHADOW_SIZE, training=TRAINING,
-                          optimizer=SHADOW_OPTIMIZER, lr=SHADOW_LR, epochs=SHADOW_EPOCHS,
-                          batch_size=SHADOW_BATCH_SIZE, top_k=TOP_K, per_class=PER_CLASS, attack_hidden=ATTACK_HIDDEN,
-                          attack_optimizer=ATTACK_OPTIMIZER, attack_lr=ATTACK_LR, attack_epochs=ATTACK_EPOCHS,
-                          attack_batch_size=ATTACK_BATCH_SIZE)
 
 if __name__ == "__main__":
-    script_main("femnist", {"shokri": SETTINGS}, ("shokri",), __doc__)
+    from pipeline import stage_script
+
+    stage_script("shokri", __file__)

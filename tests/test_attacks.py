@@ -9,22 +9,24 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from data_partitioning import PartitionSizes, partition_meta, split_roles
+from data_partitioning import split_roles
 from data_sources.dataset import Dataset
 from FL_model_generation.models import build_model
-from menif_attack.scoring import membership_metrics
-from other_attack_and_defend import attack_suite, reference_attacks, shadow_attacks
+import pipeline
+from other_attack_and_defend import reference_attacks, shadow_attacks
 from other_attack_and_defend.attack_common import fit_attack_mlps, train_classifier
 from other_attack_and_defend.metric_attacks import (METRICS, gap_signal, log_true_probability, metric_signal,
                                                     modified_entropy)
 from other_attack_and_defend.reference_attacks import (lira_offline, metric_thresholds, offline_marginal,
                                                        reference_membership, rmia_offline, shifted_scores,
                                                        simulated_lira, simulated_rmia)
-from other_attack_and_defend.shadow_attacks import (MLLeaksSettings, ShokriSettings, ml_leaks_fit, ml_leaks_scores,
-                                                    ml_leaks_shadow_rows, shokri_fit, shokri_scores,
-                                                    shokri_shadow_rows)
+from other_attack_and_defend.shadow_attacks import (ml_leaks_fit, ml_leaks_scores, ml_leaks_shadow_rows, shokri_fit,
+                                                    shokri_scores, shokri_shadow_rows)
+from other_attack_and_defend.targets import Target
+from tests.helpers import experiment, script_settings
+from toolkit import stages as runner
 from toolkit.checkpoints import load_arrays
-from toolkit.targets import Target
+from toolkit.scoring import membership_metrics
 
 COLUMNS = 30
 ARCH = {"kind": "mlp", "sizes": [COLUMNS, 256, 2]}
@@ -60,11 +62,11 @@ class World:
         self.in_mask = reference_membership(self.pool, 4, seed=0)          # halves of 150 rows, like the target
         self.references = [fit(self.x[self.pool[m]], self.y[self.pool[m]], "reference", k)
                            for k, m in enumerate(self.in_mask)]
-        self.shokri = ShokriSettings(num_shadows=4, shadow_size=300, top_k=2, attack_epochs=60)
+        self.shokri = script_settings("shokri", num_shadows=4, shadow_size=300, top_k=2, attack_epochs=60)
         self.shokri_rows = shokri_shadow_rows(self.pool, self.shokri, seed=0)
         self.shokri_models = [fit(self.x[r[:150]], self.y[r[:150]], "shadow", i)
                               for i, r in enumerate(self.shokri_rows)]
-        self.ml_leaks = MLLeaksSettings(in_size=150, out_size=150)
+        self.ml_leaks = script_settings("ml_leaks", shadow_in=150, shadow_out=150)
         self.ml_rows = ml_leaks_shadow_rows(self.pool, self.ml_leaks, seed=0)
         self.ml_model = fit(self.x[self.ml_rows[0]], self.y[self.ml_rows[0]], "ml_leaks")
 
@@ -300,13 +302,14 @@ def test_simulations_use_each_reference_as_target(world):
 # ---------------------------------------------------------------- data roles
 
 def test_shadow_and_reference_rows_come_from_the_pool_only():
-    sizes = PartitionSizes(clients=3, client_size=200, test_size=100, eval_size=150, known_size=100,
-                           shadow_pool_size=1500)
+    sizes = script_settings("partition", clients=3, client_size=200, test_size=100, eval_size=150, known_size=100,
+                            shadow_pool_size=1500)
     partition = split_roles(3000, sizes, seed=4)
     forbidden = set(partition.members) | set(partition.eval_nonmembers)
     pool = set(partition.shadow_pool)
-    shokri = shokri_shadow_rows(partition.shadow_pool, ShokriSettings(num_shadows=9, shadow_size=1000), seed=4)
-    rows_in, rows_out = ml_leaks_shadow_rows(partition.shadow_pool, MLLeaksSettings(in_size=700, out_size=700), 4)
+    shokri = shokri_shadow_rows(partition.shadow_pool, script_settings("shokri", num_shadows=9, shadow_size=1000), 4)
+    rows_in, rows_out = ml_leaks_shadow_rows(partition.shadow_pool,
+                                          script_settings("ml_leaks", shadow_in=700, shadow_out=700), 4)
     in_mask = reference_membership(partition.shadow_pool, 8, seed=4)
     used = [set(shokri.ravel()), set(rows_in), set(rows_out)] + [set(partition.shadow_pool[m]) for m in in_mask]
     for rows in used:
@@ -320,73 +323,71 @@ def test_shadow_and_reference_rows_come_from_the_pool_only():
 def test_too_small_a_pool_is_a_clear_error():
     from toolkit.errors import P2Error
     with pytest.raises(P2Error, match="SHADOW_SIZE"):
-        shokri_shadow_rows(np.arange(100), ShokriSettings(shadow_size=200), seed=0)
-    with pytest.raises(P2Error, match="IN_SIZE"):
-        ml_leaks_shadow_rows(np.arange(100), MLLeaksSettings(in_size=60, out_size=60), seed=0)
-    with pytest.raises(P2Error, match="NUM_REFERENCE=3 must be at least 4"):
-        reference_attacks.ReferenceSettings(num_reference=3)
+        shokri_shadow_rows(np.arange(100), script_settings("shokri", shadow_size=200), seed=0)
+    with pytest.raises(P2Error, match="SHADOW_IN"):
+        ml_leaks_shadow_rows(np.arange(100), script_settings("ml_leaks", shadow_in=60, shadow_out=60), seed=0)
+    with pytest.raises(P2Error, match="NUM_REFERENCE = 3: must be at least 4"):
+        script_settings("reference", num_reference=3)
 
 
 # ---------------------------------------------------------------- the stages end to end
 
-E2E_SIZES = PartitionSizes(clients=3, client_size=60, test_size=60, eval_size=90, known_size=30, shadow_pool_size=360)
+E2E_PARTITION = dict(clients=3, client_size=60, test_size=60, eval_size=90, known_size=30, shadow_pool_size=360)
 
 
 @pytest.fixture
 def e2e(tmp_path, monkeypatch):
-    """A full (non-quick) run of a synthetic "adult" whose FL model overfits, with small constants."""
-    import FL_model_generation.FL_model_for_adult as fl_script
-    import other_attack_and_defend.ML_leaks_attack_adult as ml_script
-    import other_attack_and_defend.reference_attacks_adult as reference_script
-    import other_attack_and_defend.shokri_attack_adult as shokri_script
+    """A full (non-quick) run of a synthetic "adult" whose FL model overfits, with small constants; the
+    partition, the FL model and an untrained "p2" model are written directly."""
     from FL_model_generation.fedavg import federated_training
-    from FL_model_generation.training import FLSettings
-    from toolkit.checkpoints import save_arrays, save_checkpoint
+    from toolkit.checkpoints import save_checkpoint
     from toolkit.run import Run
 
     monkeypatch.setenv("P2_MODEL_DIR", str(tmp_path / "model"))
     monkeypatch.setenv("P2_RESULTS_DIR", str(tmp_path / "results"))
     features, labels = noisy_data(800, seed=3)
-    dataset = Dataset("adult", features.numpy(), labels.numpy(), 2)
-    for module in (shadow_attacks, reference_attacks):
+    dataset = Dataset("adult", features.numpy(), labels.numpy(), 2, fingerprint="synthetic")
+    for module in (shadow_attacks, reference_attacks, __import__("data_partitioning")):
         monkeypatch.setattr(module, "load_dataset", lambda name, data_dir=None: dataset)
-    fl = FLSettings(architecture=ARCH, rounds=10, local_epochs=10, lr=0.3,
-                    batch_size=30)
-    monkeypatch.setattr(fl_script, "SETTINGS", fl)
-    # Shokri's shadows trained like the target, on as many rows as it had; ML-Leaks' centrally
-    monkeypatch.setattr(shokri_script, "SETTINGS", ShokriSettings(num_shadows=3, shadow_size=360, training="fl",
-                                                                  attack_epochs=40))
-    monkeypatch.setattr(ml_script, "SETTINGS", MLLeaksSettings(in_size=60, out_size=60, epochs=60, batch_size=30,
-                                                               lr=0.01, attack_epochs=40))
-    monkeypatch.setattr(reference_script, "SETTINGS", reference_attacks.ReferenceSettings(num_reference=4))
-
     run = Run("adult", seed=0, quick=False)
-    partition = split_roles(len(labels), E2E_SIZES, run.seed)
-    arrays = {f"client{i:03d}": rows for i, rows in enumerate(partition.clients)}
-    arrays.update({role: getattr(partition, role) for role in ("members", "test", "eval_members", "eval_nonmembers",
-                                                               "known_members", "known_nonmembers", "shadow_pool")})
-    save_arrays(run.partition_path, partition_meta(run, len(labels)), **arrays)
+    fl = script_settings("fl", architecture=ARCH, rounds=10, local_epochs=10, lr=0.3, momentum=0.0, batch_size=30)
+    world = experiment(
+        run, dataset, partition=script_settings("partition", **E2E_PARTITION), fl=fl,
+        # Shokri's shadows trained like the target, on as many rows as it had; ML-Leaks' centrally
+        shokri=script_settings("shokri", num_shadows=3, shadow_size=360, training="fl", attack_epochs=40),
+        ml_leaks=script_settings("ml_leaks", shadow_in=60, shadow_out=60, shadow_epochs=60, shadow_batch_size=30,
+                                 shadow_lr=0.01, attack_epochs=40),
+        reference=script_settings("reference", num_reference=4))
+    from data_partitioning import load_partition, write_partition
+    write_partition(run, world.partition)
+    partition = load_partition(run)
     clients = [(features[rows], labels[rows]) for rows in partition.clients]
     meta = {"dataset": "adult", "seed": 0, "quick": False, "architecture": fl.architecture, "round": fl.rounds}
     save_checkpoint(run.fl_final_path, federated_training(clients, fl, seed=0), meta)
     torch.manual_seed(0)
     save_checkpoint(run.p2_global_path, build_model(fl.architecture).state_dict(), meta)  # an untrained "p2"
-    targets = [Target("fl", run.fl_final_path), Target("p2", run.p2_global_path)]
-    return run, targets, partition, {"shokri": shokri_script, "reference": reference_script}
+    return world, partition
+
+
+def attack_stages(world, attacks=pipeline.ATTACKS[1:], targets=("fl", "p2")):
+    """The attack suite's stages (shadow and reference models, then scores) against these targets."""
+    return [stage for stage in pipeline.stages(world, tuple(attacks))
+            if stage.group in ("shokri", "ml_leaks", "reference") and stage.target in (None, *targets)]
 
 
 def test_stages_write_every_score_file_and_detect_the_leak(e2e):
-    from toolkit.summary import attack_metrics
-    run, targets, partition, _ = e2e
-    stages = attack_suite.attack_stages(run, targets)
-    names = [name for name, _, _ in stages]
-    assert names[:3] == ["shokri shadow models", "ml_leaks shadow models", "reference models"]
-    assert names[3:] == [f"{a} attack on {t}" for a in attack_suite.ATTACKS for t in ("fl", "p2")]
-    assert not any(is_done() for _, is_done, _ in stages)
-    attack_suite.run_stages(stages)
-    assert all(is_done() for _, is_done, _ in attack_suite.attack_stages(run, targets))
+    from reporting.summary import attack_metrics
+    world, partition = e2e
+    run = world.run
+    stages = attack_stages(world)
+    names = [stage.name for stage in stages]
+    assert names[0] == "shokri shadow models" and names[3] == "ml_leaks shadow models"
+    assert names[6:11] == ["reference membership"] + [f"reference model {k}" for k in range(4)]
+    assert all(runner.staleness(stage) == "not made yet" for stage in stages)
+    runner.run(stages)
+    assert all(runner.staleness(stage) is None for stage in attack_stages(world))
     rows = np.concatenate([partition.eval_members, partition.eval_nonmembers])
-    for attack in attack_suite.ATTACKS:
+    for attack in pipeline.ATTACKS[1:]:
         for target in ("fl", "p2"):
             arrays, meta = load_arrays(run.score_path(attack, target))
             assert {"attack", "target", "dataset", "seed", "quick", "settings", "threshold"} <= meta.keys()
@@ -397,8 +398,9 @@ def test_stages_write_every_score_file_and_detect_the_leak(e2e):
 
 
 def test_cached_shadow_and_reference_rows_avoid_members_and_evaluation(e2e):
-    run, targets, partition, _ = e2e
-    attack_suite.run_stages(attack_suite.attack_stages(run, targets[:1], ["shokri", "ml_leaks", "lira"]))
+    world, partition = e2e
+    run = world.run
+    runner.run(attack_stages(world, ["shokri", "ml_leaks", "lira"], targets=("fl",)))
     forbidden = set(partition.members) | set(partition.eval_nonmembers) | set(partition.eval_members)
     pool = set(partition.shadow_pool)
     shokri, _ = load_arrays(shadow_attacks.rows_path(run, "shokri"))
@@ -408,51 +410,52 @@ def test_cached_shadow_and_reference_rows_avoid_members_and_evaluation(e2e):
         assert set(rows.ravel()) <= pool and not set(rows.ravel()) & forbidden
 
 
-def test_changing_a_constant_reruns_only_what_depends_on_it(e2e, monkeypatch):
-    run, targets, _, scripts = e2e
+def test_changing_a_constant_reruns_only_what_depends_on_it(e2e):
+    from dataclasses import replace as changed
+
+    world, _ = e2e
+    run = world.run
     selected = ["shokri", "loss", "lira"]
-    attack_suite.run_stages(attack_suite.attack_stages(run, targets[:1], selected))
-    shokri = scripts["shokri"]
-    monkeypatch.setattr(shokri, "SETTINGS", replace(shokri.SETTINGS, attack_lr=0.02))   # attack models only
-    done = {name: is_done() for name, is_done, _ in attack_suite.attack_stages(run, targets[:1], selected)}
-    assert done == {"shokri shadow models": True, "reference models": True, "shokri attack on fl": False,
-                    "loss attack on fl": True, "lira attack on fl": True}
-    reference = scripts["reference"]
-    monkeypatch.setattr(reference, "SETTINGS", replace(reference.SETTINGS, lira_fixed_variance=False))
-    done = {name: is_done() for name, is_done, _ in attack_suite.attack_stages(run, targets[:1], selected)}
-    assert done["reference models"] and done["loss attack on fl"] and not done["lira attack on fl"]
+
+    def stale(world):
+        return {stage.name: runner.staleness(stage) is not None
+                for stage in attack_stages(world, selected, targets=("fl",))}
+
+    runner.run(attack_stages(world, selected, targets=("fl",)))
+    world = changed(world, shokri=changed(world.shokri, attack_lr=0.02))               # attack models only
+    assert stale(world) == {"shokri shadow models": False, "reference membership": False,
+                            **{f"reference model {k}": False for k in range(4)}, "shokri attack on fl": True,
+                            "loss attack on fl": False, "lira attack on fl": False}
+    world = changed(world, reference=changed(world.reference, lira_fixed_variance=False))
+    assert [name for name, value in stale(world).items() if value] == ["shokri attack on fl", "lira attack on fl"]
     kept = [reference_attacks.reference_path(run, k).stat().st_mtime_ns for k in range(4)]
-    monkeypatch.setattr(reference, "SETTINGS", replace(reference.SETTINGS, num_reference=6))
-    stages = attack_suite.attack_stages(run, targets[:1], ["loss"])
-    done = {name: is_done() for name, is_done, _ in stages}
-    assert not done["reference models"] and not done["loss attack on fl"]
-    attack_suite.run_stages(stages)  # two more models: the four already trained are kept
+    world = changed(world, reference=changed(world.reference, num_reference=6))
+    assert [name for name, value in stale(world).items() if value] == [
+        "shokri attack on fl", "reference membership", "reference model 4", "reference model 5", "loss attack on fl",
+        "lira attack on fl"]
+    runner.run(attack_stages(world, ["loss"], targets=("fl",)))  # two more models: the four already trained are kept
     assert [reference_attacks.reference_path(run, k).stat().st_mtime_ns for k in range(4)] == kept
     assert reference_attacks.reference_path(run, 5).is_file()
-    assert all(is_done() for _, is_done, _ in attack_suite.attack_stages(run, targets[:1], ["loss"]))
+    assert all(runner.staleness(stage) is None for stage in attack_stages(world, ["loss"], targets=("fl",)))
 
 
 def test_unknown_attack_is_a_clear_error(e2e):
     from toolkit.errors import P2Error
-    run, targets, _, _ = e2e
+    world, _ = e2e
     with pytest.raises(P2Error, match="unknown attack"):
-        attack_suite.attack_stages(run, targets, ["shokri", "nope"])
+        pipeline.stages(world, ("shokri", "nope"))
 
 
 def test_defended_releases_are_attacked_through_their_release(e2e):
-    import toolkit.targets as target_module
-    from toolkit.summary import attack_metrics
-    if not hasattr(target_module, "TopKTarget") or not hasattr(target_module, "OutputNoiseTarget"):
-        pytest.skip("no top-k / output-noise targets in toolkit.targets")
-    run, targets, _, _ = e2e
-    top1 = target_module.TopKTarget("top1", run.fl_final_path, k=1)
-    noise = target_module.OutputNoiseTarget("noise", run.fl_final_path, sigma=1.0)
-    attack_suite.run_stages(attack_suite.attack_stages(run, [targets[0], top1, noise]))
-    for attack in attack_suite.ATTACKS:
-        for target in (top1, noise):
-            arrays, meta = load_arrays(run.score_path(attack, target.name))
-            assert np.isfinite(arrays["scores"]).all() and meta["defense"] == target.describe()
-            assert 0 <= attack_metrics(run, attack, target.name)["auc"] <= 1
+    from reporting.summary import attack_metrics
+    world, _ = e2e
+    run = world.run
+    runner.run(attack_stages(world, targets=("fl", "output_noise", "top1")))
+    for attack in pipeline.ATTACKS[1:]:
+        for name in ("output_noise", "top1"):
+            arrays, meta = load_arrays(run.score_path(attack, name))
+            assert np.isfinite(arrays["scores"]).all() and meta["defense"]["kind"] in ("output_noise", "top_k")
+            assert 0 <= attack_metrics(run, attack, name)["auc"] <= 1
     # a top-1 release keeps every label: the label-only attack sees exactly what it saw before
     gap_fl, _ = load_arrays(run.score_path("gap", "fl"))
     gap_top1, _ = load_arrays(run.score_path("gap", "top1"))

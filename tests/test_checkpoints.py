@@ -55,20 +55,3 @@ def test_failed_write_keeps_the_previous_file(tmp_path, monkeypatch):
     state, meta = load_checkpoint(path)
     assert meta["round"] == 1 and torch.equal(state["w"], torch.ones(2))
     assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]
-
-
-def test_output_older_than_an_input_is_stale(tmp_path):
-    import os
-
-    from toolkit.checkpoints import checkpoint_matches
-
-    upstream, output = tmp_path / "fl.pt", tmp_path / "p2.pt"
-    save_checkpoint(upstream, {}, {"round": 1})
-    save_checkpoint(output, {}, {"settings": {"eps": 0.1}})
-    os.utime(upstream, (1000, 1000))
-    assert checkpoint_matches(output, {"settings": {"eps": 0.1}}, inputs=(upstream,))
-    assert not checkpoint_matches(output, {"settings": {"eps": 0.2}}, inputs=(upstream,))
-    os.utime(upstream, None)  # the upstream model was retrained after the output was made
-    os.utime(output, (1000, 1000))
-    assert not checkpoint_matches(output, {"settings": {"eps": 0.1}}, inputs=(upstream,))
-    assert not checkpoint_matches(output, {"settings": {"eps": 0.1}}, inputs=(tmp_path / "missing.pt",))

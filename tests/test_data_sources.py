@@ -88,11 +88,28 @@ def test_adult_encodes_and_scales_like_the_original(data_dir):
         ("25, Private, 226802, 11th, 7, Never-married, Own-child, Black, Male, 0, 0, 40, United-States, <=50K.", "fields"),
         ("25, Private, 226802, 11th, 7, Never-married, Sales, Own-child, Black, Male, 0, 0, 40, United-States, 50K.", "label"),
         ("x25, Private, 226802, 11th, 7, Never-married, Sales, Own-child, Black, Male, 0, 0, 40, United-States, >50K.", "age"),
+        # garbage with the right number of fields and integers where they belong (accepted before)
+        ("25, foo, 226802, bar, 7, baz, qux, Own-child, Black, Male, 0, 0, 40, United-States, >50K.",
+         "workclass is 'foo', not a category adult.names lists"),
     ],
 )
 def test_adult_rejects_malformed_lines(data_dir, bad_line, problem):
     write_adult(data_dir / "adult", test=ADULT_TEST + bad_line + "\n")
     with pytest.raises(P2Error, match=rf"adult\.test line 5.*{problem}"):
+        load_dataset("adult")
+
+
+def test_an_empty_adult_file_is_refused_even_without_checksums(data_dir):
+    write_adult(data_dir / "adult", data="")
+    with pytest.raises(P2Error, match=r"adult\.data holds no Adult rows"):
+        load_dataset("adult")
+
+
+def test_bytes_that_are_not_text_are_refused_not_made_a_category(data_dir):
+    write_adult(data_dir / "adult")
+    path = data_dir / "adult" / "adult.data"
+    path.write_bytes(path.read_bytes().replace(b"State-gov", b"State-g\xffv"))
+    with pytest.raises(P2Error, match=r"adult\.data line 1: byte 0xff is not ASCII text"):
         load_dataset("adult")
 
 
@@ -208,6 +225,8 @@ def test_purchase_file_and_kmeans_variant(data_dir):
         ('"0",0,1\n', r"line 1: label 0 is outside 1\.\.4"),
         ("5,0,1\n", r"line 1: label 5 is outside 1\.\.4"),
         ("\n\n", r"is empty"),
+        ("1,0,1\n2,7,0\n", r"line 2: feature value 7 is not 0 or 1"),   # accepted before: features are binary
+        ("1,0,-3\n", r"line 1: feature value -3 is not 0 or 1"),
     ],
 )
 def test_line_parser_rejects_malformed_content(content, problem):

@@ -9,9 +9,10 @@ from FL_model_generation.fedavg import federated_training, initial_state
 from FL_model_generation.models import build_model
 from FL_model_generation.training import FLSettings
 from other_attack_and_defend import dp_sgd
-from other_attack_and_defend.defense_suite import BaselineDefenseSettings
+from other_attack_and_defend.release_defenses import OutputNoiseTarget, TopKTarget
+from other_attack_and_defend.targets import Target
+from tests.helpers import script_settings
 from toolkit.errors import P2Error
-from toolkit.targets import OutputNoiseTarget, Target, TopKTarget
 
 ARCH = {"kind": "mlp", "sizes": [4, 8, 3]}
 CLIENT_SIZE = 64
@@ -33,7 +34,7 @@ def client_data(seed: int, size: int = CLIENT_SIZE):
 
 
 def fl_settings(**changes) -> FLSettings:
-    values = dict(architecture=ARCH, rounds=2, local_epochs=2, lr=0.1, batch_size=BATCH)
+    values = dict(architecture=ARCH, rounds=2, local_epochs=2, lr=0.1, lr_decay=1.0, momentum=0.0, batch_size=BATCH)
     values.update(changes)
     return FLSettings(**values)
 
@@ -47,8 +48,14 @@ def independent_epsilon(noise_multiplier: float, rate: float, steps: int, delta:
     return float(get_privacy_spent(orders=orders, rdp=rdp, delta=delta)[0])
 
 
+def dp_settings(**changes) -> dp_sgd.DPSettings:
+    values = dict(target_eps=1.0, delta_factor=10.0, max_grad_norm=1.0, lr=None)
+    values.update(changes)
+    return dp_sgd.DPSettings(**values)
+
+
 def train_dp(target_eps: float, fl: FLSettings, clients: int = 2, seed: int = 0):
-    dp = dp_sgd.DPSettings(target_eps=target_eps)
+    dp = dp_settings(target_eps=target_eps)
     sigma = dp_sgd.noise_multiplier_for(dp, fl, CLIENT_SIZE)
     updates = [dp_sgd.DPClient(dp, sigma, CLIENT_SIZE, fl.batch_size) for _ in range(clients)]
     state = federated_training([client_data(i) for i in range(clients)], fl, seed, client_updates=updates)
@@ -82,7 +89,7 @@ def test_reported_eps_matches_the_accountant_for_the_steps_taken_and_falls_as_no
 
 def test_a_clients_accountant_is_kept_across_rounds():
     fl = fl_settings(rounds=3, local_epochs=1)
-    dp = dp_sgd.DPSettings(target_eps=2.0)
+    dp = dp_settings(target_eps=2.0)
     client = dp_sgd.DPClient(dp, dp_sgd.noise_multiplier_for(dp, fl, CLIENT_SIZE), CLIENT_SIZE, fl.batch_size)
     accountant = client.accountant
     state = initial_state(ARCH, 0)
@@ -101,7 +108,7 @@ def test_dp_update_is_the_mean_of_clipped_per_example_gradients_without_noise():
     """Sample rate 1 and noise 0: one step moves the weights by -lr x sum_i clip(g_i) / batch."""
     features, labels = client_data(3, size=16)
     fl = fl_settings(rounds=1, local_epochs=1, lr=0.5, batch_size=16)
-    dp = dp_sgd.DPSettings(target_eps=1.0, max_grad_norm=0.05)
+    dp = dp_settings(target_eps=1.0, max_grad_norm=0.05)
     client = dp_sgd.DPClient(dp, noise_multiplier=0.0, client_size=16, batch_size=16)
     start = initial_state(ARCH, 1)
     after = client(start, features, labels, fl, torch.Generator().manual_seed(0))
@@ -133,12 +140,12 @@ def test_dp_training_is_deterministic_under_the_seed():
 
 def test_impossible_dp_constants_are_rejected():
     with pytest.raises(P2Error, match="DP_DELTA_FACTOR"):
-        dp_sgd.DPSettings(target_eps=1.0, delta_factor=1.0)
+        script_settings("baselines", dp_delta_factor=1.0)
     with pytest.raises(P2Error, match="DP_TARGET_EPS"):
-        dp_sgd.DPSettings(target_eps=0.0)
+        script_settings("baselines", dp_target_eps=(0.0,))
     with pytest.raises(P2Error, match="OUTPUT_NOISE_EPS"):
-        BaselineDefenseSettings(output_noise_eps=0.0)
-    assert BaselineDefenseSettings(dp_target_eps=(8, 1, 4)).quick().dp_target_eps == (1, 8)
+        script_settings("baselines", output_noise_eps=0.0)
+    assert script_settings("baselines", dp_target_eps=(8, 1, 4)).quick().dp_target_eps == (1, 8)
 
 
 # --- output noise ---------------------------------------------------------------------------------------
@@ -212,7 +219,7 @@ def test_top_k_that_would_release_everything_is_rejected():
 # --- trade-off plot -------------------------------------------------------------------------------------
 
 def test_tradeoff_plot_takes_the_strongest_attack_per_model(tmp_path):
-    from toolkit.tradeoff_plot import tradeoff_points, write_tradeoff_plot
+    from reporting.tradeoff_plot import tradeoff_points, write_tradeoff_plot
 
     metrics = lambda auc, tpr: {"auc": auc, "tpr_at_1pct_fpr": tpr}  # noqa: E731
     summary = {"dataset": "toy", "seed": [0, 1], "preset": "quick",

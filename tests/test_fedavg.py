@@ -18,7 +18,7 @@ def test_fedavg_is_the_sample_weighted_mean():
 
 
 def test_client_update_is_deterministic_under_its_generator_and_changes_weights():
-    settings = FLSettings(architecture=ARCH, rounds=1, local_epochs=2, lr=0.1, batch_size=4)
+    settings = FLSettings(architecture=ARCH, rounds=1, local_epochs=2, lr=0.1, lr_decay=1.0, momentum=0.0, batch_size=4)
     state = federated_training([(torch.randn(8, 3), torch.randint(0, 2, (8,)))], settings, seed=0)
     features, labels = torch.randn(20, 3), torch.randint(0, 2, (20,))
     first = sgd_client_update(state, features, labels, settings, torch.Generator().manual_seed(5))
@@ -28,7 +28,7 @@ def test_client_update_is_deterministic_under_its_generator_and_changes_weights(
 
 
 def test_federated_training_with_one_client_equals_its_local_training():
-    settings = FLSettings(architecture=ARCH, rounds=2, local_epochs=1, lr=0.1, batch_size=4)
+    settings = FLSettings(architecture=ARCH, rounds=2, local_epochs=1, lr=0.1, lr_decay=1.0, momentum=0.0, batch_size=4)
     data = (torch.randn(12, 3), torch.randint(0, 2, (12,)))
     seen = []
     final = federated_training([data, data], settings, seed=3, on_round=lambda r, g, c: seen.append((r, g, c)))
@@ -40,7 +40,7 @@ def test_federated_training_with_one_client_equals_its_local_training():
 
 @pytest.mark.parametrize("field", ["rounds", "local_epochs", "batch_size"])
 def test_impossible_fl_constants_are_rejected(field):
-    values = dict(architecture=ARCH, rounds=1, local_epochs=1, lr=0.1, batch_size=4)
+    values = dict(architecture=ARCH, rounds=1, local_epochs=1, lr=0.1, lr_decay=1.0, momentum=0.0, batch_size=4)
     values[field] = 0
     with pytest.raises(P2Error, match=field.upper()):
         FLSettings(**values)

@@ -1,13 +1,12 @@
 """Every model of the per-dataset scripts: forward/backward on a batch, stable layer names, and the
 scripts' layer constants (POISON_WEIGHT, TRAINABLE, LAYERS) naming real parameters of their model."""
-import importlib
-
 import pytest
 import torch
 
 from FL_model_generation.models import build_model, check_layer_names, cnn, lenet
 from defend.p2_protection import poison_labels
 from menif_attack.per_example_gradients import per_example_gradients
+from tests.helpers import script_settings
 from toolkit.errors import P2Error
 
 DATASETS = ("adult", "purchase100", "location", "mnist", "femnist", "cifar10")
@@ -15,11 +14,9 @@ DATASETS = ("adult", "purchase100", "location", "mnist", "femnist", "cifar10")
 
 def script_constants(dataset: str) -> dict:
     """The constants of the dataset's three stage scripts."""
-    fl = importlib.import_module(f"FL_model_generation.FL_model_for_{dataset}")
-    p2 = importlib.import_module(f"defend.defend_{dataset}")
-    attack = importlib.import_module(f"menif_attack.membership_attack_{dataset}")
-    return {"architecture": fl.ARCHITECTURE, "fl": fl.SETTINGS, "poison_weight": p2.POISON_WEIGHT,
-            "trainable": p2.TRAINABLE, "p2": p2.SETTINGS, "layers": attack.LAYERS, "attack": attack.SETTINGS}
+    fl, p2, attack = (script_settings(group, dataset) for group in ("fl", "p2", "gradient"))
+    return {"architecture": fl.architecture, "fl": fl, "poison_weight": p2.poison_weight,
+            "trainable": p2.trainable, "p2": p2, "layers": attack.layers, "attack": attack}
 
 
 def input_shape(architecture: dict) -> tuple[int, ...]:

@@ -1,7 +1,7 @@
 """The cross-dataset table of results/README.md: cells, notes on unofficial data, and the text around it."""
 import json
 
-from toolkit import overview
+from reporting import overview
 
 
 def metrics(auc: float, tpr: float) -> dict:
@@ -53,3 +53,15 @@ def test_refresh_replaces_only_the_table_and_keeps_the_text_around_it(tmp_path):
 
 def test_text_without_markers_gets_the_table_appended():
     assert overview.with_table("notes\n", "T") == f"notes\n\n{overview.BEGIN}\nT\n{overview.END}\n"
+
+
+def test_a_summary_lacking_keys_is_an_error_not_a_missing_row(tmp_path):
+    import pytest
+
+    from toolkit.errors import P2Error
+
+    write_summary(tmp_path, "adult", SEEDS_2)
+    write_summary(tmp_path, "location", {"seed": [0], "preset": "full"})  # models, attacks, raw_data lost
+    with pytest.raises(P2Error, match=r"location/summary\.json lacks raw_data, models, attacks: rerun python main\.py "
+                                      r"--dataset location"):
+        overview.refresh(tmp_path)

@@ -3,8 +3,9 @@ import pytest
 import torch
 from torch import nn
 
-from defend.p2_protection import P2Settings, fine_tune, poison_labels, protect, soft_targets, split_frozen_prefix
+from defend.p2_protection import fine_tune, poison_labels, protect, soft_targets, split_frozen_prefix
 from FL_model_generation.models import build_model
+from tests.helpers import script_settings
 from toolkit.errors import P2Error
 
 
@@ -81,7 +82,7 @@ def test_poison_labels_on_a_convolution_weight():
 @pytest.mark.parametrize("eps", [0.0, -0.1, 1.5])
 def test_eps_outside_unit_interval_is_rejected(eps):
     with pytest.raises(P2Error, match="EPS"):
-        P2Settings(eps=eps)
+        script_settings("p2", eps=eps)
 
 
 def test_unknown_poison_weight_names_the_valid_choices():
@@ -96,7 +97,7 @@ def test_fine_tune_changes_only_trainable_layers():
     before = {name: p.clone() for name, p in model.named_parameters()}
     features = torch.randn(50, 4)
     targets = torch.full((50, 3), 1 / 3)
-    fine_tune(model, features, targets, P2Settings(epochs=3, lr=1e-2, trainable=("fc3",)), torch.Generator())
+    fine_tune(model, features, targets, script_settings("p2", epochs=3, lr=1e-2, trainable=("fc3",)), torch.Generator())
     for name, parameter in model.named_parameters():
         changed = not torch.equal(before[name], parameter)
         assert changed == name.startswith("fc3"), name
@@ -112,7 +113,7 @@ def test_fine_tune_with_frozen_convolutions_matches_the_plain_loop():
     reference.load_state_dict(model.state_dict())
     features = torch.rand(70, 1, 12, 12)
     targets = torch.softmax(torch.randn(70, 4), 1)
-    settings = P2Settings(epochs=4, lr=1e-2, batch_size=16, trainable=("fc",))
+    settings = script_settings("p2", epochs=4, lr=1e-2, batch_size=16, trainable=("fc",))
     fine_tune(model, features, targets, settings, torch.Generator().manual_seed(3))
 
     trainable = [p for name, p in reference.named_parameters() if name.startswith("fc")]
@@ -150,7 +151,7 @@ def test_protect_moves_outputs_toward_targets_and_keeps_labels():
         optimizer.zero_grad()
         nn.functional.cross_entropy(model(features), labels).backward()
         optimizer.step()
-    stats = protect(model, features, labels, P2Settings(eps=0.1, epochs=30, lr=1e-3, batch_size=64),
+    stats = protect(model, features, labels, script_settings("p2", eps=0.1, epochs=30, lr=1e-3, batch_size=64),
                     torch.Generator().manual_seed(0))
     assert stats["labels_kept"] > 0.97
     assert 0 < stats["mean_lambda"] <= 1

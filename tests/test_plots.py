@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 
 from toolkit.checkpoints import save_arrays
-from toolkit.plots import strongest_attacks, write_plots
+from reporting.plots import strongest_attacks, write_plots
 from toolkit.run import Run
-from toolkit.summary import attack_metrics
+from reporting.summary import attack_metrics
 
 
 @pytest.fixture

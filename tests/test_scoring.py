@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from menif_attack.scoring import balanced_accuracy, choose_threshold, membership_metrics
+from toolkit.scoring import balanced_accuracy, choose_threshold, membership_metrics
 
 
 def test_hand_computed_case():

@@ -13,20 +13,70 @@ import torch
 from toolkit.errors import P2Error
 
 
+TMP_SUFFIX = ".tmp"
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    """Write through a temporary file in the same folder, then rename: a reader sees the old file or the
+    new one, never half of one. The temporary name carries the writer's process id, so that files left
+    by a killed process can be told from those of a live one (clean_orphans). The file gets the usual
+    permissions (0666 less the umask), not mkstemp's 0600."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=TMP_SUFFIX)
+        os.close(fd)
+    except OSError as error:
+        raise P2Error(f"cannot write {path} ({error.strerror or error}): make {path.parent} writable, or move the "
+                      f"output elsewhere (P2_MODEL_DIR / P2_RESULTS_DIR)") from None
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
+def clean_orphans(folder: Path) -> int:
+    """Delete temporary files that a killed process left under `folder`; those of live processes stay."""
+    removed = 0
+    if not Path(folder).is_dir():
+        return removed
+    for tmp in Path(folder).rglob(f".*{TMP_SUFFIX}"):
+        parts = tmp.name.split(".")
+        pid = int(parts[-3]) if len(parts) >= 4 and parts[-3].isdigit() else None
+        if pid is not None and pid != os.getpid() and _alive(pid):
+            continue
+        tmp.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def save_checkpoint(path: Path, state_dict: dict, meta: dict) -> None:
+    """state_dict on the CPU plus meta; inside a stage, meta also gets the stage's `made_from`."""
+    from toolkit.stages import provenance_for
+
     state = {name: tensor.detach().cpu().clone() for name, tensor in state_dict.items()}
+    provenance = provenance_for(path)
+    if provenance is not None:
+        meta = {**meta, "made_from": provenance}
     _atomic_write(Path(path), lambda tmp: torch.save({"state_dict": state, "meta": meta}, tmp))
 
 
@@ -43,17 +93,6 @@ def load_checkpoint(path: Path, expect: dict | None = None) -> tuple[dict, dict]
         raise P2Error(f"{path} is not a checkpoint of this toolkit; delete it and rerun its stage")
     check_meta(path, content["meta"], expect or {})
     return content["state_dict"], content["meta"]
-
-
-def checkpoint_matches(path: Path, expect: dict, inputs: tuple[Path, ...] = ()) -> bool:
-    """True when a stage's output is up to date: the checkpoint reads, its meta has these values, and it
-    is newer than every input file it was made from (so a retrained upstream model invalidates it)."""
-    try:
-        load_checkpoint(path, expect=expect)
-    except P2Error:
-        return False
-    return all(Path(source).is_file() and Path(path).stat().st_mtime >= Path(source).stat().st_mtime
-               for source in inputs)
 
 
 def check_meta(path: Path, meta: dict, expect: dict) -> None:
@@ -73,6 +112,12 @@ def _plain(value):
 
 def save_text(path: Path, text: str) -> None:
     _atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text))
+
+
+def save_figure(figure, path: Path, dpi: int = 120) -> Path:
+    """A matplotlib figure as PNG, written atomically."""
+    _atomic_write(Path(path), lambda tmp: figure.savefig(tmp, dpi=dpi, format="png"))
+    return Path(path)
 
 
 def save_json(path: Path, content: dict) -> None:

@@ -1,13 +1,14 @@
-"""Command-line plumbing shared by every script: common flags, logging, and clean error exits."""
+"""Command-line plumbing shared by every script: common flags, logging, threads, and clean error exits."""
 import argparse
 import logging
+import os
 import sys
 
 from toolkit.errors import P2Error
 from toolkit.run import Run
 
 
-def parser(description: str, dataset: str | None = None) -> argparse.ArgumentParser:
+def parser(description: str | None, dataset: str | None = None) -> argparse.ArgumentParser:
     """A parser with the flags every stage takes; `dataset` fixed for per-dataset scripts."""
     result = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     if dataset is None:
@@ -15,9 +16,32 @@ def parser(description: str, dataset: str | None = None) -> argparse.ArgumentPar
     result.add_argument("--seed", type=int, default=0, help="the one seed behind every random choice (default: 0)")
     result.add_argument("--quick", action="store_true", help="reduced preset for smoke runs (separate output folders)")
     result.add_argument("--data-dir", default=None, help="raw data folder (default: $P2_DATA_DIR or dataset/)")
+    add_threads(result)
     result.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     result.set_defaults(fixed_dataset=dataset)
     return result
+
+
+def add_threads(result: argparse.ArgumentParser) -> None:
+    result.add_argument("--threads", type=int, default=None,
+                        help="CPU threads torch uses (default: $P2_THREADS, else every core); 1 when several "
+                             "runs share the machine, one per core")
+
+
+def apply_threads(requested: int | None) -> int:
+    """Set torch's thread count from --threads, else $P2_THREADS, else leave torch's default (every core)."""
+    import torch
+
+    value = requested if requested is not None else os.environ.get("P2_THREADS")
+    if value is not None:
+        try:
+            threads = int(value)
+        except ValueError:
+            raise P2Error(f"P2_THREADS={value!r} must be a whole number of threads") from None
+        if threads < 1:
+            raise P2Error(f"--threads / P2_THREADS = {threads} must be at least 1")
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
 
 
 def run_from_args(args: argparse.Namespace) -> Run:

@@ -1,28 +1,25 @@
 """The cross-dataset results table of results/README.md, made from every results/<dataset>/summary.json.
 
-    python toolkit/overview.py        # rewrite the table in results/README.md
+    python reporting/overview.py        # rewrite the table in results/README.md
 
 One row per dataset and model: test accuracy, the strongest attack by AUC and by TPR at 1% FPR (the
 largest value over every attack run against that model, so an upper envelope), and the white-box
 gradient attack, the paper's own. Means ± std over the seeds of the summary. main.py refreshes the
 table after every full run; the text of results/README.md outside the markers is left as written.
 """
-import pathlib
-import sys
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+import argparse
+import logging
+from pathlib import Path
 
-import argparse  # noqa: E402
-import logging  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-from data_preprocessing import DATASETS  # noqa: E402
-from toolkit import paths  # noqa: E402
-from toolkit.checkpoints import load_json, save_text  # noqa: E402
-from toolkit.tradeoff_plot import mean_and_std, tradeoff_points  # noqa: E402
+from data_preprocessing import DATASETS
+from reporting.tradeoff_plot import mean_and_std, tradeoff_points
+from toolkit import paths
+from toolkit.checkpoints import load_json, save_text
+from toolkit.errors import P2Error
 
 log = logging.getLogger(__name__)
 
-BEGIN = "<!-- begin overview: written by toolkit/overview.py from results/*/summary.json; edits inside are lost -->"
+BEGIN = "<!-- begin overview: written by reporting/overview.py from results/*/summary.json; edits inside are lost -->"
 END = "<!-- end overview -->"
 OFFICIAL = "official (MD5 checked)"
 
@@ -45,9 +42,20 @@ def _gradient(summary: dict, model: str, seeds: int) -> str:
                       for metric in ("auc", "tpr_at_1pct_fpr"))
 
 
+REQUIRED = ("dataset", "seed", "preset", "raw_data", "models", "attacks")
+
+
 def summaries(results_root: Path) -> list[dict]:
-    """Every results/<dataset>/summary.json of a full run, in data_preprocessing's dataset order."""
-    found = [load_json(path) for path in sorted(results_root.glob("*/summary.json"))]
+    """Every results/<dataset>/summary.json of a full run, in data_preprocessing's dataset order. One that
+    lacks what the table needs is an error naming it, not a dataset silently missing from the table."""
+    found = []
+    for path in sorted(results_root.glob("*/summary.json")):
+        summary = load_json(path)
+        missing = [key for key in REQUIRED if key not in summary]
+        if missing:
+            raise P2Error(f"{path} lacks {', '.join(missing)}: rerun python main.py --dataset {path.parent.name} "
+                          f"(or delete the file to leave the dataset out of the table)")
+        found.append(summary)
     found = [summary for summary in found if summary.get("preset") == "full"]
     rank = {name: position for position, name in enumerate(DATASETS)}
     return sorted(found, key=lambda summary: (rank.get(summary["dataset"], len(rank)), summary["dataset"]))

@@ -1,10 +1,6 @@
-"""What an attacker sees of a model under attack: its checkpoint and how its outputs are released.
+"""Release-time defenses: they change only what the FL model releases, so each is a Target on the FL
+checkpoint, attacked by the same code as every other model.
 
-Every attack takes a Target, so the undefended FL model, the P2 model and every baseline defense
-are attacked by the same code. `release` applies to the target's logits and, because the attacker
-knows the (public) defense mechanism, to the logits of the attacker's own shadow/reference models.
-
-Baseline defenses that only change what is released are Targets too:
 - OutputNoiseTarget: Gaussian noise (sigma = 1/eps of the original "DP-scheme") on the released
   logits and, for the white-box attacker, on every per-example gradient. This is output
   perturbation, NOT differential privacy: it comes with no (eps, delta) guarantee.
@@ -12,53 +8,18 @@ Baseline defenses that only change what is released are Targets too:
   always receives the same noise (re-asking does not average it away), whatever the batch it is
   asked in, and no global random state is touched.
 - TopKTarget: only the k largest probabilities are released, the others are 0 (no white-box view).
-DP-SGD models are plain Targets on their own checkpoints (see other_attack_and_defend/dp_sgd.py).
 """
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
 from FL_model_generation.models import predict_logits
+from other_attack_and_defend.targets import Target
 from toolkit.errors import P2Error
-from toolkit.run import Run
 from toolkit.seeding import derive_seed
-
-
-@dataclass(frozen=True)
-class Target:
-    name: str                    # key in summary.json "models": "fl", "p2", ...
-    checkpoint: Path
-    whitebox: bool = True        # False where the defense has no white-box counterpart (e.g. top-k release)
-
-    def release(self, logits: torch.Tensor, generator: torch.Generator | None = None,
-                features: torch.Tensor | None = None) -> torch.Tensor:
-        """The score vectors (N, C) the attacker receives for these logits (of the rows `features`,
-        where the caller has them): plain softmax here."""
-        return logits.softmax(1)
-
-    def posteriors(self, model: torch.nn.Module, features: torch.Tensor,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
-        return self.release(predict_logits(model, features), generator, features=features)
-
-    def perturb_gradients(self, gradients: dict, generator: torch.Generator | None = None,
-                          features: torch.Tensor | None = None) -> dict:
-        """Per-example gradients as the white-box attacker sees them: exact here.
-
-        `gradients` maps a parameter name to an (N, ...) tensor, row i belonging to features[i]."""
-        return gradients
-
-    def perturb_losses(self, losses: torch.Tensor, model: torch.nn.Module, features: torch.Tensor,
-                       labels: torch.Tensor) -> torch.Tensor:
-        """Per-example losses (N,) as the white-box attacker computes them from what is released: exact here."""
-        return losses
-
-    def describe(self) -> dict | None:
-        """The defense's parameters (recorded with attack results); None for an unmodified release."""
-        return None
 
 
 # --- keyed Gaussian noise: counter-based, vectorised, no global random state -------------------------
@@ -205,30 +166,3 @@ class TopKTarget(Target):
 
     def describe(self) -> dict:
         return {"kind": "top_k", "k": self.k}
-
-
-def base_targets(run: Run) -> list[Target]:
-    """The undefended FL model and the P2-protected model."""
-    return [Target("fl", run.fl_final_path), Target("p2", run.p2_global_path)]
-
-
-def target_utility(run: Run, target: Target) -> dict:
-    """Train and test accuracy of the labels the target RELEASES (argmax of its released scores), plus
-    "eps" and "delta" when the checkpoint records a privacy budget actually spent (DP-SGD models)."""
-    from data_partitioning import load_partition, tensors
-    from data_preprocessing import load_dataset
-    from FL_model_generation.fl_stage import load_model
-
-    dataset = load_dataset(run.dataset, run.data_dir)
-    partition = load_partition(run)
-    model, meta = load_model(target.checkpoint, run)
-
-    def released_accuracy(rows: np.ndarray) -> float:
-        if len(rows) == 0:
-            return float("nan")
-        features, labels = tensors(dataset, rows)
-        return (target.posteriors(model, features).argmax(1) == labels).float().mean().item()
-
-    utility = {"train_acc": released_accuracy(partition.members), "test_acc": released_accuracy(partition.test)}
-    utility.update({key: float(meta[key]) for key in ("eps", "delta") if key in meta})
-    return utility

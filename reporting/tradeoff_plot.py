@@ -9,7 +9,7 @@ bars where the summary holds a std over seeds. Up and to the left is better.
 import math
 from pathlib import Path
 
-from toolkit.checkpoints import _atomic_write
+from toolkit.checkpoints import save_figure
 
 PANELS = (("auc", "AUC of the strongest attack", 0.5), ("tpr_at_1pct_fpr", "TPR at 1% FPR of the strongest attack", 0.01))
 STYLE = {"fl": ("no defense", "black", "o"), "p2": ("P2", "tab:red", "*"),
@@ -120,7 +120,7 @@ def write_tradeoff_plot(summary: dict, path: Path) -> Path:
     figure.suptitle(title, fontsize=10)
     path = Path(path)
     try:
-        _atomic_write(path, lambda tmp: figure.savefig(tmp, dpi=120, format="png"))
+        save_figure(figure, path)
     finally:
         plt.close(figure)
     return path

@@ -8,24 +8,20 @@
 
 Written to results/<dataset>/<run>/plots/ with matplotlib's Agg canvas (no display, no pyplot state).
 
-    python toolkit/plots.py --dataset adult --seed 0 [--quick]    # from that run's summary.json
+    python reporting/plots.py --dataset adult --seed 0 [--quick]    # from that run's summary.json
 """
-import pathlib
-import sys
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+import logging
+from pathlib import Path
 
-import logging  # noqa: E402
-from pathlib import Path  # noqa: E402
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from sklearn.metrics import roc_auc_score, roc_curve
 
-import numpy as np  # noqa: E402
-from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from sklearn.metrics import roc_auc_score, roc_curve  # noqa: E402
-
-from menif_attack.scoring import LOW_FPRS, tpr_at_fpr  # noqa: E402
-from toolkit.checkpoints import load_arrays  # noqa: E402
-from toolkit.errors import P2Error  # noqa: E402
-from toolkit.run import Run  # noqa: E402
+from toolkit.checkpoints import load_arrays, save_figure
+from toolkit.errors import P2Error
+from toolkit.run import Run
+from toolkit.scoring import LOW_FPRS, tpr_at_fpr
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +64,8 @@ def _colours(models: list[str]) -> dict:
 
 def _roc_figure(title: str, curves: list[tuple[str, Curve, tuple]]) -> Figure:
     """Linear and log-log ROC panels for (label, curve, colour) triples."""
-    figure = Figure(figsize=(12, 5.4), layout="constrained")
+    figure = Figure(figsize=(12, 5.4))
+    figure.subplots_adjust(left=0.06, right=0.98, bottom=0.1, top=0.86, wspace=0.18)
     FigureCanvasAgg(figure)
     linear, logarithmic = figure.subplots(1, 2)
     floor = 0.5 / max(max(c.nonmembers for _, c, _ in curves), max(c.members for _, c, _ in curves), 1)
@@ -114,7 +111,8 @@ def _histogram_figure(title: str, panels: list[tuple[str, np.ndarray, np.ndarray
     """Member vs non-member score histograms, one panel per (model, scores, is_member, threshold)."""
     columns = min(len(panels), 3)
     rows = -(-len(panels) // columns)
-    figure = Figure(figsize=(4.6 * columns, 3.6 * rows), layout="constrained")
+    figure = Figure(figsize=(4.6 * columns, 3.6 * rows))
+    figure.subplots_adjust(left=0.08, right=0.98, bottom=0.12, top=0.88, wspace=0.3, hspace=0.55)
     FigureCanvasAgg(figure)
     axes = np.atleast_1d(figure.subplots(rows, columns, squeeze=False)).ravel()
     for ax, (model, scores, is_member, threshold) in zip(axes, panels):
@@ -136,9 +134,7 @@ def _histogram_figure(title: str, panels: list[tuple[str, np.ndarray, np.ndarray
 
 
 def _save(figure: Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    return path
+    return save_figure(figure, path)
 
 
 def strongest_attacks(summary: dict, criterion: str = "auc") -> dict:
@@ -155,7 +151,7 @@ def strongest_attacks(summary: dict, criterion: str = "auc") -> dict:
 
 
 def write_plots(run: Run, summary: dict, criterion: str = "auc") -> list[Path]:
-    """Every figure of this run's attacks on the models of `summary` (as toolkit.summary.collect
+    """Every figure of this run's attacks on the models of `summary` (as reporting.summary.collect
     makes it); returns the files written. Missing score files are left out with a warning."""
     models = list(summary["models"])
     colours = _colours(models)

@@ -1,0 +1,294 @@
+"""The experiment of one dataset and run, and every stage that makes it.
+
+`load_experiment(run)` reads the constants of every per-dataset script once (quick-reduced for a
+quick run), checks them against the data, and returns them as one Experiment that every stage is
+given. `stages(experiment)` lists the stages in order; each declares the files it writes and reads,
+the settings it depends on and the data fingerprint (toolkit/stages.py), so one rule decides what is
+up to date. main.py runs them all; a per-dataset script runs its own (`stage_script`) once the
+stages it builds on are up to date.
+"""
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from data_partitioning import PartitionSettings, write_partition
+from data_preprocessing import load_dataset
+from data_sources.dataset import Dataset
+from defend import p2_stage
+from defend.p2_protection import P2Settings
+from FL_model_generation import fl_stage
+from FL_model_generation.models import build_model, check_fits
+from FL_model_generation.training import FLSettings
+from menif_attack import gradient_attack_stage
+from menif_attack.whitebox_attack import WhiteboxSettings
+from other_attack_and_defend import dp_sgd, reference_attacks, shadow_attacks
+from other_attack_and_defend.defense_suite import BaselineDefenseSettings, defended_targets
+from other_attack_and_defend.metric_attacks import METRICS
+from other_attack_and_defend.reference_attacks import ReferenceSettings
+from other_attack_and_defend.shadow_attacks import MLLeaksSettings, ShokriSettings
+from other_attack_and_defend.targets import Target, base_targets
+from toolkit import cli
+from toolkit import stages as runner
+from toolkit.errors import P2Error
+from toolkit.run import Run
+from toolkit.settings import SettingError, check_no_unread_constants, load, script_path
+from toolkit.stages import Stage
+
+log = logging.getLogger("pipeline")
+
+SUPPORTED = ("adult", "purchase100", "location", "mnist", "femnist", "cifar10")
+ATTACKS = ("gradient", "shokri", "ml_leaks", *METRICS, "gap", "lira", "rmia")
+REFERENCE_ATTACKS = (*METRICS, "gap", "lira", "rmia")
+# settings group -> (per-dataset script, settings class read from it)
+SCRIPTS = {
+    "partition": ("FL_model_generation.FL_model_for_{}", PartitionSettings),
+    "fl": ("FL_model_generation.FL_model_for_{}", FLSettings),
+    "p2": ("defend.defend_{}", P2Settings),
+    "gradient": ("menif_attack.membership_attack_{}", WhiteboxSettings),
+    "shokri": ("other_attack_and_defend.shokri_attack_{}", ShokriSettings),
+    "ml_leaks": ("other_attack_and_defend.ML_leaks_attack_{}", MLLeaksSettings),
+    "reference": ("other_attack_and_defend.reference_attacks_{}", ReferenceSettings),
+    "baselines": ("other_attack_and_defend.baseline_defenses_{}", BaselineDefenseSettings),
+}
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """Everything one run is made from: its identity, its data, and every stage's settings."""
+    run: Run
+    data: Dataset
+    partition: PartitionSettings
+    fl: FLSettings
+    p2: P2Settings
+    gradient: WhiteboxSettings
+    shokri: ShokriSettings
+    ml_leaks: MLLeaksSettings
+    reference: ReferenceSettings
+    baselines: BaselineDefenseSettings
+
+    def constants(self) -> dict:
+        """{group: {CONSTANT: value}}: what summary.json records as the run's settings."""
+        return {group: getattr(self, group).constants() for group in SCRIPTS}
+
+    def script(self, group: str) -> str:
+        return script_path(SCRIPTS[group][0].format(self.run.dataset))
+
+
+def load_experiment(run: Run) -> Experiment:
+    """Every stage's settings from the per-dataset scripts, checked against the data."""
+    if run.dataset not in SUPPORTED:
+        raise P2Error(f"unknown dataset {run.dataset!r}; choose one of {', '.join(SUPPORTED)}")
+    data = load_dataset(run.dataset, run.data_dir)
+    settings = {}
+    for group, (pattern, settings_class) in SCRIPTS.items():
+        loaded = load(settings_class, pattern.format(run.dataset))
+        settings[group] = loaded.quick() if run.quick else loaded
+    for pattern in {pattern for pattern, _ in SCRIPTS.values()}:
+        check_no_unread_constants(pattern.format(run.dataset),
+                                  [cls for other, cls in SCRIPTS.values() if other == pattern])
+    experiment = Experiment(run=run, data=data, **settings)
+    _check_against_data(experiment)
+    return experiment
+
+
+def _check_against_data(experiment: Experiment) -> None:
+    """Constants that must fit the data or the model: named, with their script, when they do not."""
+    data, dataset = experiment.data, experiment.run.dataset
+    checks = [("fl", lambda: check_fits(experiment.fl.architecture, data.features.shape[1:], data.num_classes,
+                                         dataset)),
+              ("baselines", lambda: experiment.baselines.check_classes(data.num_classes))]
+    for group, check in checks:
+        try:
+            check()
+        except SettingError as error:
+            raise error.in_script(experiment.script(group)) from None
+    parameters = list(dict(build_model(experiment.fl.architecture).named_parameters()))
+    p2, gradient = experiment.p2, experiment.gradient
+    for group, constant, names, matches in (
+            ("p2", "POISON_WEIGHT", [p2.poison_weight], lambda name: name in parameters),
+            ("p2", "TRAINABLE", list(p2.trainable), lambda prefix: any(p.startswith(prefix) for p in parameters)),
+            ("gradient", "LAYERS", list(gradient.layers), lambda name: name in parameters)):
+        unknown = [name for name in names if not matches(name)]
+        if unknown:
+            value = getattr(getattr(experiment, group), constant.lower())
+            raise P2Error(f"{constant} = {value!r} in {experiment.script(group)}: {unknown} match no parameter "
+                          f"of the model; its parameters are {parameters}")
+
+
+def targets(experiment: Experiment) -> list[Target]:
+    """Every model the attacks run against: the FL model, the P2 model, then every baseline defense."""
+    return base_targets(experiment.run) + defended_targets(experiment.run, experiment.baselines)
+
+
+def command(experiment: Experiment, script: str, extra: str = "") -> str:
+    """How a user runs one script of this run by itself."""
+    run = experiment.run
+    flags = f" --seed {run.seed}" + (" --quick" if run.quick else "") + (f" --data-dir {run.data_dir}"
+                                                                           if run.data_dir else "")
+    return f"python {script}{flags}{extra}"
+
+
+def stages(experiment: Experiment, attacks: tuple[str, ...] = ATTACKS) -> list[Stage]:
+    """Every stage of the run, in order."""
+    unknown = sorted(set(attacks) - set(ATTACKS))
+    if unknown:
+        raise P2Error(f"unknown attack(s) {unknown}; choose from {', '.join(ATTACKS)}")
+    run, exp = experiment.run, experiment
+    clients = exp.partition.clients
+
+    def stage(name, group, outputs, inputs, settings, action=None, script=None, **extra) -> Stage:
+        return Stage(name=name, outputs=tuple(outputs), inputs=tuple(inputs),
+                     settings={"seed": run.seed, "quick": run.quick, **settings}, data=exp.data.fingerprint,
+                     action=action, command=command(exp, script or exp.script(group)), group=group, **extra)
+
+    result = [
+        stage("partition", "partition", [run.partition_path], [], {"partition": exp.partition.constants()},
+              lambda: write_partition(run, exp.partition),
+              script=f"data_partitioning.py --dataset {run.dataset}"),
+        stage("FedAvg", "fl", fl_stage.output_paths(run, exp.fl, clients), [run.partition_path],
+              {"fl": exp.fl.constants()}, lambda: fl_stage.train_fl_model(run, exp.fl)),
+    ]
+    result += [stage(f"P2 client {client}", "p2", [run.p2_client_path(client)],
+                     [p2_stage.starting_checkpoint(run, exp.p2, exp.fl.rounds, client), run.partition_path],
+                     {"p2": exp.p2.constants(), "client": client}, batch="P2 clients",
+                     batch_action=lambda group: p2_stage.protect_clients(
+                         run, exp.p2, exp.fl.rounds, [s.settings["client"] for s in group]))
+               for client in range(clients)]
+    result.append(stage("P2 aggregation", "p2", [run.p2_global_path],
+                        [run.p2_client_path(client) for client in range(clients)], {"p2": exp.p2.constants()},
+                        lambda: p2_stage.aggregate(run),
+                        script=f"defend/p2_aggregator.py --dataset {run.dataset}"))
+    result += [stage(f"DP-SGD eps={dp.target_eps:g}", "baselines", [dp_sgd.model_path(run, dp.target_eps)],
+                     [run.partition_path], {"fl": exp.fl.constants(), "dp": dp.as_dict()},
+                     lambda dp=dp: dp_sgd.train_dp_model(run, exp.fl, dp))
+               for dp in exp.baselines.dp_settings()]
+    all_targets = targets(exp)
+    if "gradient" in attacks:
+        result += [stage(f"gradient attack on {target.name}", "gradient", [run.score_path("gradient", target.name)],
+                         [target.checkpoint, run.partition_path],
+                         {"gradient": exp.gradient.constants(), "defense": target.describe()},
+                         lambda t=target: gradient_attack_stage.attack_target(run, exp.gradient, t),
+                         target=target.name)
+                   for target in all_targets if target.whitebox]
+    result += _shadow_stages(exp, attacks, all_targets, stage)
+    result += _reference_stages(exp, attacks, all_targets, stage)
+    return result
+
+
+def _shadow_stages(exp: Experiment, attacks, all_targets: list[Target], stage) -> list[Stage]:
+    run, result = exp.run, []
+    for attack, prepare, attack_one in (("shokri", shadow_attacks.prepare_shokri, shadow_attacks.shokri_attack),
+                                        ("ml_leaks", shadow_attacks.prepare_ml_leaks, shadow_attacks.ml_leaks_attack)):
+        if attack not in attacks:
+            continue
+        settings = getattr(exp, attack)
+        shadows = shadow_attacks.shadow_paths(run, attack, settings)
+        recipe = {attack: settings.shadow_recipe(), "architecture": exp.fl.architecture}
+        if settings.training == "fl":
+            recipe["fl"] = exp.fl.constants()
+        result.append(stage(f"{attack} shadow models", attack, shadows, [run.partition_path], recipe,
+                            lambda settings=settings, prepare=prepare: prepare(run, settings, exp.fl)))
+        result += [stage(f"{attack} attack on {target.name}", attack, [run.score_path(attack, target.name)],
+                         [target.checkpoint, run.partition_path, *shadows],
+                         {attack: settings.constants(), "defense": target.describe()},
+                         lambda t=target, settings=settings, attack_one=attack_one: attack_one(run, settings, t),
+                         target=target.name)
+                   for target in all_targets]
+    return result
+
+
+def _reference_stages(exp: Experiment, attacks, all_targets: list[Target], stage) -> list[Stage]:
+    run, settings = exp.run, exp.reference
+    chosen = [attack for attack in REFERENCE_ATTACKS if attack in attacks]
+    if not chosen:
+        return []
+    files = [reference_attacks.membership_path(run)] + [reference_attacks.reference_path(run, k)
+                                                          for k in range(settings.num_reference)]
+    result = []
+    if any(attack != "gap" for attack in chosen):
+        result.append(stage("reference membership", "reference", files[:1], [run.partition_path],
+                            {"NUM_REFERENCE": settings.num_reference},
+                            lambda: reference_attacks.write_membership(run, settings)))
+        result += [stage(f"reference model {k}", "reference", [reference_attacks.reference_path(run, k)],
+                         [run.partition_path], {"fl": exp.fl.constants(), "index": k}, batch="reference models",
+                         batch_action=lambda group: reference_attacks.train_reference_models(
+                             run, exp.fl, [s.settings["index"] for s in group]))
+                   for k in range(settings.num_reference)]
+    shared: dict = {}
+
+    def data() -> reference_attacks.ReferenceData:
+        if "data" not in shared:
+            shared["data"] = reference_attacks.ReferenceData(run, settings)
+        return shared["data"]
+
+    actions = {"gap": lambda t: reference_attacks.gap_attack(run, t),
+               "lira": lambda t: reference_attacks.lira_attack(data(), t),
+               "rmia": lambda t: reference_attacks.rmia_attack(data(), t)}
+    for attack in chosen:
+        action = actions.get(attack, lambda t, attack=attack: reference_attacks.metric_attack(data(), attack, t))
+        inputs = [run.partition_path] + ([] if attack == "gap" else files)
+        result += [stage(f"{attack} attack on {target.name}", "reference", [run.score_path(attack, target.name)],
+                         [target.checkpoint, *inputs],
+                         {attack: reference_attacks.attack_settings(attack, settings), "defense": target.describe()},
+                         lambda t=target, action=action: action(t), target=target.name)
+                   for target in all_targets]
+    return result
+
+
+# ---------------------------------------------------------------- the per-dataset scripts' command line
+
+PREFIXES = {"fl": "FL_model_for_", "p2": "defend_", "gradient": "membership_attack_", "shokri": "shokri_attack_",
+            "ml_leaks": "ML_leaks_attack_", "reference": "reference_attacks_", "baselines": "baseline_defenses_"}
+
+
+def stage_script(group: str, script_file: str | None = None, only: str | None = None, argv=None) -> None:
+    """The command line of a stage script: run the stages of `group` (for the dataset the script's file
+    name ends in, or --dataset; `only`: the one stage of that name) once every stage they read from is
+    up to date."""
+    main_module = sys.modules.get("__main__")
+    dataset = Path(script_file).stem.removeprefix(PREFIXES[group]) if script_file else None
+    parser = cli.parser(getattr(main_module, "__doc__", None), dataset=dataset)
+    if group == "p2" and only is None:
+        parser.add_argument("--client", default="all",
+                            help="client index to protect, or 'all' to protect every client and aggregate (default)")
+    if group in ("gradient", "shokri", "ml_leaks", "reference"):
+        parser.add_argument("--target", default="fl,p2",
+                            help="models to attack, comma-separated (default: fl,p2; 'all': every model)")
+    if group == "reference":
+        parser.add_argument("--attack", nargs="+", choices=REFERENCE_ATTACKS, default=list(REFERENCE_ATTACKS),
+                            help=f"attacks to run (default: all of {', '.join(REFERENCE_ATTACKS)})")
+    parser.add_argument("--force", action="store_true", help="rerun this script's stages even if up to date")
+    args = parser.parse_args(argv)
+    cli.setup_logging(args.verbose)
+
+    def main(_):
+        cli.apply_threads(args.threads)
+        experiment = load_experiment(cli.run_from_args(args))
+        everything = stages(experiment)
+        chosen = [stage for stage in everything
+                  if (stage.name == only if only else _selected(stage, group, args, experiment))]
+        runner.check_upstream(everything, chosen)
+        runner.run(chosen, force=args.force)
+
+    cli.main_guard(main)
+
+
+def _selected(stage: Stage, group: str, args, experiment: Experiment) -> bool:
+    if stage.group != group:
+        return False
+    if group == "p2" and args.client != "all":
+        if not args.client.isdigit() or int(args.client) >= experiment.partition.clients:
+            raise P2Error(f"--client {args.client!r} must be 'all' or a client index 0..{experiment.partition.clients - 1}")
+        return stage.name == f"P2 client {int(args.client)}"
+    if stage.target is not None and args.target != "all":
+        wanted = args.target.split(",")
+        known = [target.name for target in targets(experiment)]
+        unknown = [name for name in wanted if name not in known]
+        if unknown:
+            raise P2Error(f"--target {args.target}: {unknown} unknown; the models are {', '.join(known)} (or all)")
+        if stage.target not in wanted:
+            return False
+    if group == "reference" and stage.target is not None:
+        return stage.name.split(" attack on ")[0] in args.attack
+    return True

@@ -1,0 +1,82 @@
+"""The results of one run: every model's utility and every attack's metrics, as summary.json and a table.
+
+The run's summary also records what it was made from (every constant, the data fingerprint, the raw
+data's provenance), the thread count, and each stage's wall time when it was made (`timings`).
+"""
+import platform
+
+import numpy as np
+import torch
+
+from other_attack_and_defend.targets import Target, target_utility
+from toolkit import paths
+from toolkit.checkpoints import load_arrays, save_json
+from toolkit.run import Run
+from toolkit.scoring import membership_metrics
+
+TABLE_METRICS = ("auc", "tpr_at_1pct_fpr")
+
+
+def attack_metrics(run: Run, attack: str, target: str) -> dict | None:
+    """Metrics of one attack on one target, or None where the attack does not apply (no score file)."""
+    path = run.score_path(attack, target)
+    if not path.is_file():
+        return None
+    arrays, meta = load_arrays(path)
+    return membership_metrics(arrays["scores"], arrays["is_member"], meta["threshold"])
+
+
+def collect(run: Run, settings: dict, data_fingerprint: str, raw_data: str, targets: list[Target],
+            attacks: list[str], timings: dict[str, float], threads: int) -> dict:
+    """The summary of one run. `raw_data` says whether the raw files were the official release
+    (data_preprocessing.raw_data_provenance); `timings` holds each stage's seconds."""
+    results = {}
+    for attack in attacks:
+        per_target = {target.name: attack_metrics(run, attack, target.name) for target in targets}
+        results[attack] = {name: metrics for name, metrics in per_target.items() if metrics is not None}
+    return {"dataset": run.dataset, "seed": run.seed, "preset": "quick" if run.quick else "full",
+            "raw_data": raw_data, "data_fingerprint": data_fingerprint, "settings": settings,
+            "models": {target.name: target_utility(run, target) for target in targets},
+            "attacks": results, "timings": {name: round(seconds, 1) for name, seconds in timings.items()},
+            "threads": threads, "torch": torch.__version__, "machine": platform.machine()}
+
+
+def save(path, summary: dict) -> None:
+    save_json(path, summary)
+
+
+def dataset_folder(dataset: str):
+    return paths.results_root() / dataset
+
+
+def _cell(summary: dict, section: str, *keys: str) -> str:
+    value, spread = summary[section], summary.get("std", {}).get(section)
+    for key in keys:
+        value = value[key]
+        spread = spread.get(key) if isinstance(spread, dict) else None
+    return f"{value:.3f}" + (f"±{spread:.3f}" if isinstance(spread, float) and len(_seeds(summary)) > 1 else "")
+
+
+def _seeds(summary: dict) -> list:
+    return summary["seed"] if isinstance(summary["seed"], list) else [summary["seed"]]
+
+
+def format_table(summary: dict) -> str:
+    """Rows: models; columns: train and test accuracy, then one column per attack: AUC / TPR at 1% FPR."""
+    attacks = list(summary["attacks"])
+    rows = [["model", "train acc", "test acc"] + attacks]
+    for target in summary["models"]:
+        row = [target, _cell(summary, "models", target, "train_acc"), _cell(summary, "models", target, "test_acc")]
+        row += [" / ".join(_cell(summary, "attacks", attack, target, metric) for metric in TABLE_METRICS)
+                if target in summary["attacks"][attack] else "-" for attack in attacks]
+        rows.append(row)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    title = (f"{summary['dataset']} ({summary['preset']} preset, seeds {_seeds(summary)}, raw data: "
+             f"{summary['raw_data']}); attack cells: AUC / TPR at 1% FPR")
+    lines = [title] + ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)) for row in rows]
+    return "\n".join(lines)
+
+
+def mean_std(values) -> tuple[float, float]:
+    values = np.asarray(values, dtype=np.float64)
+    return float(values.mean()), float(values.std())

@@ -1,0 +1,70 @@
+"""A dataset's combined results come from every seed made with the current constants and data: seeds run in
+separate invocations add up, seeds made otherwise are left out by name, and rerunning a committed seed on a
+fresh clone rewrites the committed files byte for byte. Full (not quick) runs of main.py on a tiny Adult."""
+import logging
+import shutil
+
+import pytest
+
+import main
+from reporting import metrics_table
+from tests.synthetic_adult import write_synthetic_adult
+from toolkit.checkpoints import load_json
+
+TINY = {"FL_model_generation.FL_model_for_adult": dict(CLIENTS=2, CLIENT_SIZE=150, TEST_SIZE=200, EVAL_SIZE=100,
+                                                         KNOWN_SIZE=50, ROUNDS=1, LOCAL_EPOCHS=1),
+        "defend.defend_adult": dict(EPOCHS=2),
+        "other_attack_and_defend.reference_attacks_adult": dict(NUM_REFERENCE=4),
+        "other_attack_and_defend.baseline_defenses_adult": dict(DP_TARGET_EPS=(8,))}
+ATTACKS = ["--attacks", "loss", "gap"]
+
+
+@pytest.fixture
+def tiny_adult(tmp_path, monkeypatch):
+    for variable, name in (("P2_DATA_DIR", "data"), ("P2_CACHE_DIR", "cache"), ("P2_MODEL_DIR", "model"),
+                           ("P2_RESULTS_DIR", "results")):
+        monkeypatch.setenv(variable, str(tmp_path / name))
+    monkeypatch.setenv("P2_VERIFY_CHECKSUMS", "0")
+    write_synthetic_adult(tmp_path / "data", train_rows=1500, test_rows=700)
+    for module, constants in TINY.items():
+        for name, value in constants.items():
+            monkeypatch.setattr(__import__(module, fromlist=["_"]), name, value)
+    return tmp_path / "results" / "adult"
+
+
+def seeds_in(folder) -> list[int]:
+    return sorted(set(metrics_table.load(folder / "metrics.csv")["seed"]))
+
+
+def test_seeds_of_separate_invocations_add_up(tiny_adult):
+    main.main(["--seed", "0", *ATTACKS])
+    main.main(["--seed", "1", *ATTACKS])
+    combined = load_json(tiny_adult / "summary.json")
+    assert combined["seed"] == [0, 1] and seeds_in(tiny_adult) == [0, 1]
+    assert set(combined["std"]["models"]["fl"]) == {"train_acc", "test_acc"}
+    assert "| adult* | 2 | fl |" in (tiny_adult.parent / "README.md").read_text()
+
+
+def test_a_seed_made_with_other_constants_is_left_out_and_named(tiny_adult, monkeypatch, caplog):
+    import defend.defend_adult as p2_script
+
+    main.main(["--seed", "0", *ATTACKS])
+    monkeypatch.setattr(p2_script, "EPS", 0.2)
+    with caplog.at_level(logging.WARNING, logger="reporting.aggregate"):
+        main.main(["--seed", "1", *ATTACKS])
+    assert load_json(tiny_adult / "summary.json")["seed"] == [1] and seeds_in(tiny_adult) == [1]
+    assert "seed(s) 0 were made with other constants or data" in caplog.text
+    assert "rerun them with: python main.py --dataset adult --seed 0" in caplog.text
+
+
+def test_rerunning_a_committed_seed_on_a_fresh_clone_rewrites_the_same_files(tiny_adult, tmp_path):
+    main.main(["--seed", "0", "1", *ATTACKS])
+    committed = {name: (tiny_adult / name).read_bytes() for name in ("metrics.csv", "summary.json", "tradeoff.png")}
+    readme = (tiny_adult.parent / "README.md").read_bytes()
+    # a fresh clone has the committed files but neither the models nor the runs' own summaries (not tracked)
+    shutil.rmtree(tmp_path / "model")
+    for seed in (0, 1):
+        (tiny_adult / f"seed{seed}" / "summary.json").unlink()
+    main.main(["--seed", "0", *ATTACKS])
+    assert {name: (tiny_adult / name).read_bytes() for name in committed} == committed
+    assert (tiny_adult.parent / "README.md").read_bytes() == readme

@@ -16,12 +16,14 @@ import logging
 import time
 
 from data_preprocessing import raw_data_provenance, raw_files_present
-from pipeline import ATTACKS, SUPPORTED, load_experiment, stages, targets
-from reporting import aggregate, metrics_table, overview, summary
+from other_attack_and_defend.targets import target_utility
+from pipeline import ATTACKS, SUPPORTED, attack_names, load_experiment, stages, sweep_points, targets
+from reporting import aggregate, diagnostics, metrics_table, overview, p2_sweep, summary
 from reporting.plots import write_plots
 from toolkit import cli
 from toolkit import stages as runner
-from toolkit.checkpoints import clean_orphans
+from other_attack_and_defend import server_attacks
+from toolkit.checkpoints import clean_orphans, load_json, save_json
 from toolkit.errors import P2Error
 from toolkit.paths import data_root
 from toolkit.run import Run
@@ -29,25 +31,51 @@ from toolkit.run import Run
 log = logging.getLogger("main")
 
 
-def run_experiment(run: Run, attacks: tuple[str, ...], force: bool, threads: int) -> tuple[dict, dict]:
-    """Every stage of one run that is not up to date, then its summary and figures. Returns (summary,
-    what the run was made from)."""
+def run_experiment(run: Run, attacks: tuple[str, ...], force: bool, threads: int,
+                   sweep: bool = False) -> tuple[dict, dict]:
+    """Every stage of one run that is not up to date (with `sweep`, P2's strength sweep too), then its summary
+    and figures. Returns (summary, what the run was made from)."""
     experiment = load_experiment(run)
     for folder in (run.model_dir, run.results_dir):
         clean_orphans(folder)
-    everything = stages(experiment, attacks)
+    everything = stages(experiment, attacks, sweep=sweep)
     runner.run(everything, force=force, threads=threads)
     timings = {stage.name: runner.recorded_seconds(stage) for stage in everything}
     made_from = {"settings": experiment.constants(), "data_fingerprint": experiment.data.fingerprint,
                  "raw_data": raw_data_provenance(run.dataset, run.data_dir)}
-    result = summary.collect(run, made_from["settings"], made_from["data_fingerprint"], made_from["raw_data"],
-                             targets(experiment), [a for a in ATTACKS if a in attacks],
-                             {name: seconds for name, seconds in timings.items() if seconds is not None}, threads)
+    released = targets(experiment)
+    checks = diagnostics.all_diagnostics(run, released, experiment.p2, {"p2"})
+    for name, values in checks.items():
+        log.info("%s", diagnostics.describe(name, values))
+    server = load_json(server_attacks.output_path(run)) if server_attacks.output_path(run).is_file() else None
+    result = summary.collect(run, made_from, released, attack_names(experiment, attacks),
+                             {name: seconds for name, seconds in timings.items() if seconds is not None}, threads,
+                             diagnostics=checks, server_attacks=server)
     summary.save(run.results_dir / "summary.json", result)
     if run.quick:
         metrics_table.save(metrics_table.long_form(result), run.results_dir / "metrics.csv")
     write_plots(run, result)
+    diagnostics.write_plot(result, run.results_dir / "plots" / "diagnostics.png")
+    if sweep:
+        write_sweep(experiment, attack_names(experiment, attacks), made_from)
     return result, made_from
+
+
+def write_sweep(experiment, attacks: list[str], made_from: dict) -> None:
+    """results/<dataset>/<run>/p2_sweep.json: every sweep setting's utility, strongest attack and labels kept."""
+    run = experiment.run
+    points = sweep_points(experiment)
+    models = [target for _, target in points]
+    utility = {target.name: target_utility(run, target) for target in models}
+    checks = diagnostics.all_diagnostics(run, models, experiment.p2, set())
+    entries = p2_sweep.run_entries(run, points, attacks, utility, checks)
+    for entry in entries:
+        log.info("P2 sweep EPS=%g ROUNDS=%d: test accuracy %.4f, strongest AUC %.4f (%s), TPR@1%%FPR %.4f, members' "
+                 "labels kept %.4f", entry["eps"], entry["rounds"], entry["test_acc"], entry["strongest_auc"],
+                 entry["strongest_auc_attack"], entry["strongest_tpr_at_1pct_fpr"], entry["labels_kept"])
+    save_json(run.results_dir / "p2_sweep.json", {"dataset": run.dataset, "seed": run.seed,
+                                                 "preset": "quick" if run.quick else "full", **made_from,
+                                                 "points": entries})
 
 
 def datasets_to_run(choice: str, data_dir) -> list[str]:
@@ -74,6 +102,8 @@ def main(argv=None) -> None:
     parser.add_argument("--attacks", nargs="+", default=list(ATTACKS), choices=ATTACKS, metavar="ATTACK",
                         help=f"attacks to run (default: all): {' '.join(ATTACKS)}")
     parser.add_argument("--force", action="store_true", help="rerun every stage even if its output is up to date")
+    parser.add_argument("--sweep", action="store_true",
+                        help="also run P2's strength sweep (SWEEP_EPS x SWEEP_ROUNDS in defend/defend_<dataset>.py)")
     parser.add_argument("--data-dir", default=None, help="raw data folder (default: $P2_DATA_DIR or dataset/)")
     cli.add_threads(parser)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -81,19 +111,21 @@ def main(argv=None) -> None:
     cli.setup_logging(args.verbose)
 
     def run_all(_):
-        threads = cli.apply_threads(args.threads)
+        threads = cli.apply_threads(args.threads, args.device)
         started = time.perf_counter()
         for dataset in datasets_to_run(args.dataset, args.data_dir):
             results = []
             for seed in args.seed:
                 result, made_from = run_experiment(Run(dataset, seed, args.quick, args.data_dir), tuple(args.attacks),
-                                                   args.force, threads)
+                                                   args.force, threads, sweep=args.sweep)
                 results.append(result)
             if args.quick:
                 for result in results:
                     print(summary.format_table(result))
                 continue
             combined = aggregate.refresh_dataset(dataset, made_from)
+            if args.sweep:
+                p2_sweep.refresh(dataset, made_from)
             overview.refresh()
             print(summary.format_table(combined))
         log.info("total wall time %.1f s (%d threads)", time.perf_counter() - started, threads)

@@ -16,16 +16,16 @@ from data_partitioning import PartitionSettings, write_partition
 from data_preprocessing import load_dataset
 from data_sources.dataset import Dataset
 from defend import p2_stage
-from defend.p2_protection import P2Settings
+from defend.p2_protection import P2Settings, P2SweepSettings
 from FL_model_generation import fl_stage
 from FL_model_generation.models import build_model, check_fits
 from FL_model_generation.training import FLSettings
 from menif_attack import gradient_attack_stage
 from menif_attack.whitebox_attack import WhiteboxSettings
-from other_attack_and_defend import dp_sgd, reference_attacks, shadow_attacks
+from other_attack_and_defend import dp_sgd, reference_attacks, server_attacks, shadow_attacks
 from other_attack_and_defend.defense_suite import BaselineDefenseSettings, defended_targets
 from other_attack_and_defend.metric_attacks import METRICS
-from other_attack_and_defend.reference_attacks import ReferenceSettings
+from other_attack_and_defend.reference_attacks import P2_AWARE, ReferenceSettings
 from other_attack_and_defend.shadow_attacks import MLLeaksSettings, ShokriSettings
 from other_attack_and_defend.targets import Target, base_targets
 from toolkit import cli
@@ -45,6 +45,7 @@ SCRIPTS = {
     "partition": ("FL_model_generation.FL_model_for_{}", PartitionSettings),
     "fl": ("FL_model_generation.FL_model_for_{}", FLSettings),
     "p2": ("defend.defend_{}", P2Settings),
+    "p2_sweep": ("defend.defend_{}", P2SweepSettings),
     "gradient": ("menif_attack.membership_attack_{}", WhiteboxSettings),
     "shokri": ("other_attack_and_defend.shokri_attack_{}", ShokriSettings),
     "ml_leaks": ("other_attack_and_defend.ML_leaks_attack_{}", MLLeaksSettings),
@@ -61,6 +62,7 @@ class Experiment:
     partition: PartitionSettings
     fl: FLSettings
     p2: P2Settings
+    p2_sweep: P2SweepSettings
     gradient: WhiteboxSettings
     shokri: ShokriSettings
     ml_leaks: MLLeaksSettings
@@ -129,8 +131,8 @@ def command(experiment: Experiment, script: str, extra: str = "") -> str:
     return f"python {script}{flags}{extra}"
 
 
-def stages(experiment: Experiment, attacks: tuple[str, ...] = ATTACKS) -> list[Stage]:
-    """Every stage of the run, in order."""
+def stages(experiment: Experiment, attacks: tuple[str, ...] = ATTACKS, sweep: bool = False) -> list[Stage]:
+    """Every stage of the run, in order; with `sweep`, also every setting of the P2 sweep and every attack on it."""
     unknown = sorted(set(attacks) - set(ATTACKS))
     if unknown:
         raise P2Error(f"unknown attack(s) {unknown}; choose from {', '.join(ATTACKS)}")
@@ -149,21 +151,17 @@ def stages(experiment: Experiment, attacks: tuple[str, ...] = ATTACKS) -> list[S
         stage("FedAvg", "fl", fl_stage.output_paths(run, exp.fl, clients), [run.partition_path],
               {"fl": exp.fl.constants()}, lambda: fl_stage.train_fl_model(run, exp.fl)),
     ]
-    result += [stage(f"P2 client {client}", "p2", [run.p2_client_path(client)],
-                     [p2_stage.starting_checkpoint(run, exp.p2, exp.fl.rounds, client), run.partition_path],
-                     {"p2": exp.p2.constants(), "client": client}, batch="P2 clients",
-                     batch_action=lambda group: p2_stage.protect_clients(
-                         run, exp.p2, exp.fl.rounds, [s.settings["client"] for s in group]))
-               for client in range(clients)]
-    result.append(stage("P2 aggregation", "p2", [run.p2_global_path],
-                        [run.p2_client_path(client) for client in range(clients)], {"p2": exp.p2.constants()},
-                        lambda: p2_stage.aggregate(run),
-                        script=f"defend/p2_aggregator.py --dataset {run.dataset}"))
+    result += p2_stages(exp, stage, exp.p2)
+    if sweep:
+        for settings, target in sweep_points(exp):
+            if target.name != "p2":
+                result += p2_stages(exp, stage, settings, folder=str(target.checkpoint.parent.relative_to(run.model_dir)),
+                                    label=f"P2 {target.name}")
     result += [stage(f"DP-SGD eps={dp.target_eps:g}", "baselines", [dp_sgd.model_path(run, dp.target_eps)],
                      [run.partition_path], {"fl": exp.fl.constants(), "dp": dp.as_dict()},
                      lambda dp=dp: dp_sgd.train_dp_model(run, exp.fl, dp))
                for dp in exp.baselines.dp_settings()]
-    all_targets = targets(exp)
+    all_targets = targets(exp) + ([target for _, target in sweep_points(exp) if target.name != "p2"] if sweep else [])
     if "gradient" in attacks:
         result += [stage(f"gradient attack on {target.name}", "gradient", [run.score_path("gradient", target.name)],
                          [target.checkpoint, run.partition_path],
@@ -173,6 +171,37 @@ def stages(experiment: Experiment, attacks: tuple[str, ...] = ATTACKS) -> list[S
                    for target in all_targets if target.whitebox]
     result += _shadow_stages(exp, attacks, all_targets, stage)
     result += _reference_stages(exp, attacks, all_targets, stage)
+    return result
+
+
+def p2_stages(exp: Experiment, stage, settings: P2Settings, folder: str = "p2", label: str = "P2") -> list[Stage]:
+    """Each client's soft targets, then per round each client's fine-tuning and the average (defend/p2_stage.py).
+    A sweep gives each setting its own folder and label."""
+    run, clients, fl_rounds = exp.run, exp.partition.clients, exp.fl.rounds
+    files = p2_stage.P2Files(run, settings.rounds, folder)
+    constants = settings.constants()
+    made_targets = {name: constants[name] for name in ("EPS", "LABEL_MARGIN", "POISON_WEIGHT", "START")}
+    tuning = {name: value for name, value in constants.items() if name not in made_targets}
+    result = [stage(f"{label} targets of client {client}", "p2", [files.targets(client)],
+                    [p2_stage.starting_checkpoint(run, settings, fl_rounds, client), run.partition_path],
+                    {"p2": made_targets, "client": client}, batch=f"{label} targets",
+                    batch_action=lambda group: p2_stage.write_targets(files, settings, fl_rounds,
+                                                                      [s.settings["client"] for s in group]))
+              for client in range(clients)]
+    for round_index in range(1, settings.rounds + 1):
+        prefix = label if settings.rounds == 1 else f"{label} round {round_index}"
+        result += [stage(f"{prefix} client {client}", "p2", [files.client(round_index, client)],
+                         [p2_stage.round_start(files, settings, fl_rounds, round_index, client), files.targets(client),
+                          run.partition_path],
+                         {"p2": tuning, "client": client, "round": round_index}, batch=f"{prefix} clients",
+                         batch_action=lambda group, r=round_index: p2_stage.protect_round(
+                             files, settings, fl_rounds, r, [s.settings["client"] for s in group]))
+                   for client in range(clients)]
+        result.append(stage(f"{prefix} aggregation", "p2", [files.global_model(round_index)],
+                            [files.client(round_index, client) for client in range(clients)],
+                            {"p2": tuning, "round": round_index},
+                            lambda r=round_index: p2_stage.aggregate(files, r, clients),
+                            script=f"defend/p2_aggregator.py --dataset {run.dataset}"))
     return result
 
 
@@ -191,10 +220,23 @@ def _shadow_stages(exp: Experiment, attacks, all_targets: list[Target], stage) -
                             lambda settings=settings, prepare=prepare: prepare(run, settings, exp.fl)))
         result += [stage(f"{attack} attack on {target.name}", attack, [run.score_path(attack, target.name)],
                          [target.checkpoint, run.partition_path, *shadows],
-                         {attack: settings.constants(), "defense": target.describe()},
+                         {attack: settings.attack_constants(), "defense": target.describe()},
                          lambda t=target, settings=settings, attack_one=attack_one: attack_one(run, settings, t),
                          target=target.name)
                    for target in all_targets]
+        if settings.p2_aware:
+            aware = shadow_attacks.shadow_paths(run, attack, settings, P2_AWARE)
+            result.append(stage(f"P2-aware {attack} shadow models", attack, aware, [run.partition_path, *shadows],
+                                {"p2": exp.p2.constants()},
+                                lambda attack=attack: shadow_attacks.make_p2_aware_shadows(run, attack, exp.fl, exp.p2)))
+            result += [stage(f"{attack}_{P2_AWARE} attack on {target.name}", attack,
+                             [run.score_path(f"{attack}_{P2_AWARE}", target.name)],
+                             [target.checkpoint, run.partition_path, shadows[0], *aware],
+                             {attack: settings.attack_constants(), "defense": target.describe()},
+                             lambda t=target, settings=settings, attack_one=attack_one: attack_one(run, settings, t,
+                                                                                                   P2_AWARE),
+                             target=target.name)
+                       for target in all_targets if is_p2_target(target)]
     return result
 
 
@@ -215,25 +257,77 @@ def _reference_stages(exp: Experiment, attacks, all_targets: list[Target], stage
                          batch_action=lambda group: reference_attacks.train_reference_models(
                              run, exp.fl, [s.settings["index"] for s in group]))
                    for k in range(settings.num_reference)]
+    if any(attack != "gap" for attack in chosen):
+        files_p2 = p2_stage.P2Files(run, exp.p2.rounds)
+        result.append(stage("server attacks", "reference", [server_attacks.output_path(run)],
+                            [run.partition_path, *server_attacks.input_files(run, files_p2, exp.p2.start, exp.fl.rounds,
+                                                                            exp.partition.clients,
+                                                                            settings.num_reference)],
+                            {"attacks": list(server_attacks.ATTACKS)},
+                            lambda: server_attacks.write(run, files_p2, exp.p2, exp.fl.rounds, settings.num_reference)))
+    if settings.p2_aware and any(attack != "gap" for attack in chosen):
+        aware = [reference_attacks.reference_path(run, k, P2_AWARE) for k in range(settings.num_reference)]
+        result += [stage(f"P2-aware reference model {k}", "reference", [aware[k]],
+                         [reference_attacks.reference_path(run, k), run.partition_path],
+                         {"p2": exp.p2.constants(), "index": k}, batch="P2-aware reference models",
+                         batch_action=lambda group: reference_attacks.make_p2_aware_references(
+                             run, exp.fl, exp.p2, [s.settings["index"] for s in group]))
+                   for k in range(settings.num_reference)]
     shared: dict = {}
 
-    def data() -> reference_attacks.ReferenceData:
-        if "data" not in shared:
-            shared["data"] = reference_attacks.ReferenceData(run, settings)
-        return shared["data"]
+    def data(variant: str) -> reference_attacks.ReferenceData:
+        if variant not in shared:
+            shared[variant] = reference_attacks.ReferenceData(run, settings, variant)
+        return shared[variant]
 
-    actions = {"gap": lambda t: reference_attacks.gap_attack(run, t),
-               "lira": lambda t: reference_attacks.lira_attack(data(), t),
-               "rmia": lambda t: reference_attacks.rmia_attack(data(), t)}
-    for attack in chosen:
-        action = actions.get(attack, lambda t, attack=attack: reference_attacks.metric_attack(data(), attack, t))
-        inputs = [run.partition_path] + ([] if attack == "gap" else files)
-        result += [stage(f"{attack} attack on {target.name}", "reference", [run.score_path(attack, target.name)],
-                         [target.checkpoint, *inputs],
-                         {attack: reference_attacks.attack_settings(attack, settings), "defense": target.describe()},
-                         lambda t=target, action=action: action(t), target=target.name)
-                   for target in all_targets]
+    actions = {"gap": lambda t, v: reference_attacks.gap_attack(run, t),
+               "lira": lambda t, v: reference_attacks.lira_attack(data(v), t),
+               "rmia": lambda t, v: reference_attacks.rmia_attack(data(v), t)}
+    variants = [""] + ([P2_AWARE] if settings.p2_aware else [])
+    for variant in variants:
+        for attack in chosen:
+            if variant and attack == "gap":
+                continue  # label-only: no reference model to make aware
+            action = actions.get(attack, lambda t, v, attack=attack: reference_attacks.metric_attack(data(v), attack, t))
+            models = [reference_attacks.membership_path(run)] + [reference_attacks.reference_path(run, k, variant)
+                                                                 for k in range(settings.num_reference)]
+            inputs = [run.partition_path] + ([] if attack == "gap" else models)
+            name = f"{attack}_{variant}" if variant else attack
+            result += [stage(f"{name} attack on {target.name}", "reference", [run.score_path(name, target.name)],
+                             [target.checkpoint, *inputs],
+                             {attack: reference_attacks.attack_settings(attack, settings),
+                              "defense": target.describe()},
+                             lambda t=target, action=action, v=variant: action(t, v), target=target.name)
+                       for target in all_targets if not variant or is_p2_target(target)]
     return result
+
+
+def is_p2_target(target: Target) -> bool:
+    """The model P2-aware attacks run against (not the sweep's settings: each would need its own
+    P2-aware reference and shadow models)."""
+    return target.name == "p2"
+
+
+def sweep_points(experiment: Experiment) -> list[tuple[P2Settings, Target]]:
+    """(P2 settings, target) for every point of the P2 sweep; the point equal to the run's own P2 constants is
+    the P2 model itself."""
+    points = []
+    for settings in experiment.p2_sweep.grid(experiment.p2):
+        if settings == experiment.p2:
+            points.append((settings, Target("p2", experiment.run.p2_global_path)))
+            continue
+        name = f"p2_eps{settings.eps:g}_r{settings.rounds}"
+        files = p2_stage.P2Files(experiment.run, settings.rounds, f"p2_sweep/{name}")
+        points.append((settings, Target(name, files.final)))
+    return points
+
+
+def attack_names(experiment: Experiment, attacks: tuple[str, ...] = ATTACKS) -> list[str]:
+    """Every attack whose scores a run has: the chosen ones, then the P2-aware variants that are switched on."""
+    aware = [f"{attack}_{P2_AWARE}" for attack in attacks
+             if (attack in ("shokri", "ml_leaks") and getattr(experiment, attack).p2_aware)
+             or (attack in REFERENCE_ATTACKS and attack != "gap" and experiment.reference.p2_aware)]
+    return [attack for attack in ATTACKS if attack in attacks] + aware
 
 
 # ---------------------------------------------------------------- the per-dataset scripts' command line
@@ -263,7 +357,7 @@ def stage_script(group: str, script_file: str | None = None, only: str | None = 
     cli.setup_logging(args.verbose)
 
     def main(_):
-        cli.apply_threads(args.threads)
+        cli.apply_threads(args.threads, args.device)
         experiment = load_experiment(cli.run_from_args(args))
         everything = stages(experiment)
         chosen = [stage for stage in everything
@@ -280,7 +374,10 @@ def _selected(stage: Stage, group: str, args, experiment: Experiment) -> bool:
     if group == "p2" and args.client != "all":
         if not args.client.isdigit() or int(args.client) >= experiment.partition.clients:
             raise P2Error(f"--client {args.client!r} must be 'all' or a client index 0..{experiment.partition.clients - 1}")
-        return stage.name == f"P2 client {int(args.client)}"
+        if experiment.p2.rounds > 1:
+            raise P2Error(f"--client {args.client}: with ROUNDS = {experiment.p2.rounds} in {experiment.script('p2')} "
+                          f"every round needs every client; run --client all")
+        return stage.name in (f"P2 targets of client {int(args.client)}", f"P2 client {int(args.client)}")
     if stage.target is not None and args.target != "all":
         wanted = args.target.split(",")
         known = [target.name for target in targets(experiment)]

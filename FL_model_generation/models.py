@@ -4,11 +4,13 @@ Layer names are stable and readable (fc1, conv1, ...) because experiment constan
 them: which weight drives P2's poison label, which layers P2 fine-tunes, which gradients the
 white-box attack reads.
 """
+import copy
 from collections import OrderedDict
 
 import torch
 from torch import nn
 
+from toolkit import device as devices
 from toolkit.errors import P2Error
 from toolkit.settings import SettingError
 
@@ -143,8 +145,14 @@ def check_layer_names(model: nn.Module, names: list[str], what: str) -> None:
 
 @torch.no_grad()
 def predict_logits(model: nn.Module, features: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
+    """Logits of every row, computed on the current device, returned on the CPU (the model stays where it is)."""
     model.eval()
-    return torch.cat([model(features[start:start + batch_size]) for start in range(0, len(features), batch_size)])
+    device = devices.current()
+    if device.type == "cpu":
+        return torch.cat([model(features[start:start + batch_size]) for start in range(0, len(features), batch_size)])
+    moved = copy.deepcopy(model).to(device)
+    return torch.cat([moved(features[start:start + batch_size].to(device)).cpu()
+                      for start in range(0, len(features), batch_size)])
 
 
 def accuracy(model: nn.Module, features: torch.Tensor, labels: torch.Tensor) -> float:

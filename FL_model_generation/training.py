@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from FL_model_generation.models import build_model, check_architecture, load_state
+from toolkit import device as devices
 from toolkit.settings import Settings, require
 
 
@@ -39,19 +40,21 @@ def minibatches(size: int, batch_size: int, generator: torch.Generator):
 
 def sgd_client_update(state_dict: dict, features: torch.Tensor, labels: torch.Tensor,
                       settings: FLSettings, generator: torch.Generator) -> dict:
-    """Local training of one client: (weights, client data, settings) -> new weights.
+    """Local training of one client: (weights, client data, settings) -> new weights (on the CPU).
 
-    Pure apart from the generator, so another FL engine (or a DP variant) can call or replace it.
-    """
-    model = load_state(build_model(settings.architecture), state_dict, "the global model")
+    Pure apart from the generator, so another FL engine (Flower's ClientApp) or a DP variant can call or
+    replace it; stacked_training trains many clients at once with the same steps."""
+    device = devices.current()
+    model = load_state(build_model(settings.architecture), state_dict, "the global model").to(device)
     model.train()
     optimizer = torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=settings.momentum)
     loss_fn = nn.CrossEntropyLoss()
+    features, labels = features.to(device), labels.to(device)
     for epoch in range(settings.local_epochs):
         for group in optimizer.param_groups:
             group["lr"] = settings.lr * settings.lr_decay ** epoch
         for batch in minibatches(len(labels), settings.batch_size, generator):
             optimizer.zero_grad()
-            loss_fn(model(features[batch]), labels[batch]).backward()
+            loss_fn(model(features[batch.to(device)]), labels[batch.to(device)]).backward()
             optimizer.step()
-    return model.state_dict()
+    return {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}

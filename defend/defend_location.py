@@ -4,13 +4,19 @@ first layer's weight, as the original.
 `--client i` protects one client; `--client all` (default) protects every client and aggregates."""
 
 EPS = 0.1                       # largest move of the top probability
+LABEL_MARGIN = 1e-5             # lead (in probability) the predicted label keeps over the poison label in a target
 OPTIMIZER = "adam"
 LR = 3e-4
 EPOCHS = 200
 BATCH_SIZE = 128
+ROUNDS = 1                      # federated rounds the EPOCHS are spread over, averaged after each (1: the paper's)
 TRAINABLE = ()                  # parameter-name prefixes to fine-tune: every layer
 POISON_WEIGHT = "fc1.weight"    # the weight whose gradients choose the poison label
 START = "global"                # "global": the paper's extra round; "last_local": the original code's
+
+# The grid defend/p2_sweep.py runs (every EPS with every ROUNDS; the other constants as above)
+SWEEP_EPS = (0.05, 0.1, 0.2, 0.3, 0.5)
+SWEEP_ROUNDS = (1, 5, 20)
 
 
 if __name__ == "__main__":

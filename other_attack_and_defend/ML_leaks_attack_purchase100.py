@@ -7,6 +7,7 @@ Shadow recipe: the original's. The attack MLP's training differs from the origin
 SHADOW_IN = 2000              # SHADOW_IN + SHADOW_OUT must fit the shadow pool
 SHADOW_OUT = 2000
 TRAINING = "central"            # "central": the SHADOW_* recipe below; "fl": the target's FedAvg recipe
+P2_AWARE = True                 # also attack P2 models with a shadow that ran the target's P2 round
 SHADOW_OPTIMIZER = "adam"
 SHADOW_LR = 0.005
 SHADOW_EPOCHS = 7

@@ -13,8 +13,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from FL_model_generation.models import build_model, predict_logits
-from FL_model_generation.training import minibatches
+from FL_model_generation.fedavg import stacks_well
+from FL_model_generation.models import build_model, load_state, predict_logits
+from FL_model_generation.stacked_training import Recipe, train_stacked
 from toolkit.scoring import choose_threshold, membership_metrics
 from toolkit.checkpoints import load_arrays, save_arrays
 from toolkit.settings import require
@@ -80,19 +81,26 @@ def top_k_sorted(posteriors: torch.Tensor, k: int) -> torch.Tensor:
 def train_classifier(architecture: dict, features: torch.Tensor, labels: torch.Tensor, optimizer: str, lr: float,
                      epochs: int, batch_size: int, seed: int, *names) -> nn.Module:
     """Centralised mini-batch training of one shadow model; init and batches derive from (seed, names)."""
-    seed_torch(seed, *names, "init")
-    model = build_model(architecture)
-    generator = torch_generator(seed, *names, "batches")
-    opt = OPTIMIZERS[optimizer](model.parameters(), lr=lr)
-    loss_fn = nn.CrossEntropyLoss()
-    model.train()
-    for _ in range(epochs):
-        for batch in minibatches(len(labels), batch_size, generator):
-            opt.zero_grad()
-            loss_fn(model(features[batch]), labels[batch]).backward()
-            opt.step()
-    model.eval()
-    return model
+    return train_classifiers(architecture, [(features, labels)], optimizer, lr, epochs, batch_size, seed, [names])[0]
+
+
+def train_classifiers(architecture: dict, datasets: list[tuple[torch.Tensor, torch.Tensor]], optimizer: str,
+                      lr: float, epochs: int, batch_size: int, seed: int, names: list[tuple]) -> list[nn.Module]:
+    """Several shadow models trained at once (stacked where that is faster, fedavg.stacks_well), model i
+    initialised and shuffled from (seed, *names[i])."""
+    starts = []
+    for model_names in names:
+        seed_torch(seed, *model_names, "init")
+        starts.append(build_model(architecture).state_dict())
+    generators = [torch_generator(seed, *model_names, "batches") for model_names in names]
+    recipe = Recipe(optimizer, lr=lr, epochs=epochs, batch_size=batch_size)
+    if stacks_well(architecture):
+        states = train_stacked(build_model(architecture), starts, [x for x, _ in datasets], [y for _, y in datasets],
+                               recipe, generators)
+    else:
+        states = [train_stacked(build_model(architecture), [start], [x], [y], recipe, [generator])[0]
+                  for start, (x, y), generator in zip(starts, datasets, generators)]
+    return [load_state(build_model(architecture), state, "a shadow model").eval() for state in states]
 
 
 # ---------------------------------------------------------------- attack MLPs, many at once

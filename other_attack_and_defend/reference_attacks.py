@@ -22,14 +22,14 @@ from typing import ClassVar
 import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
-from tqdm import tqdm
 
 from data_partitioning import load_partition, tensors
 from data_preprocessing import load_dataset
-from FL_model_generation.fedavg import federated_training
+from FL_model_generation.fedavg import train_federations
 from FL_model_generation.fl_stage import load_model
 from FL_model_generation.models import predict_logits
 from FL_model_generation.training import FLSettings
+from defend.p2_protection import P2Settings, protect_federations
 from other_attack_and_defend.attack_common import evaluation_rows, release_generator, release_logits, save_scores
 from other_attack_and_defend.metric_attacks import (GAP_THRESHOLD, METRICS, TINY, gap_signal, logit_confidence,
                                                     metric_signal, true_class_mass)
@@ -38,7 +38,7 @@ from toolkit.checkpoints import load_arrays, save_arrays, save_checkpoint
 from toolkit.errors import P2Error
 from toolkit.run import Run
 from toolkit.scoring import choose_threshold
-from toolkit.seeding import derive_seed, numpy_rng
+from toolkit.seeding import derive_seed, numpy_rng, torch_generator
 from toolkit.settings import Settings, require
 
 log = logging.getLogger(__name__)
@@ -46,12 +46,16 @@ log = logging.getLogger(__name__)
 REFERENCE_ATTACKS = (*METRICS, "gap", "lira", "rmia")
 A_GRID = tuple(np.round(np.arange(0.0, 1.0001, 0.1), 2))  # candidate RMIA offline coefficients
 MIN_REFERENCE = 4  # two complementary pairs (see ReferenceSettings)
+P2_AWARE = "p2aware"  # the variant of reference and shadow models that also ran the P2 round
 
 
 @dataclass(frozen=True)
 class ReferenceSettings(Settings):
-    """The reference-model attacks, from other_attack_and_defend/reference_attacks_<dataset>.py."""
+    """The reference-model attacks, from other_attack_and_defend/reference_attacks_<dataset>.py. With P2_AWARE,
+    the attacker also runs the P2 round (the target's P2 constants) on copies of its reference models and
+    attacks P2 models with those too, as attacks named <attack>_p2aware."""
     num_reference: int
+    p2_aware: bool
     lira_fixed_variance: bool
     rmia_a: float | None
     rmia_gamma: float
@@ -75,7 +79,7 @@ def attack_settings(attack: str, settings: ReferenceSettings) -> dict:
     """The constants one attack's scores depend on (the reference models it reads are its input files)."""
     if attack == "gap":
         return {"RULE": "member iff correctly classified"}
-    used = {"NUM_REFERENCE"}
+    used = {"NUM_REFERENCE"}  # P2_AWARE only adds attacks
     if attack in ("confidence", "entropy", "modified_entropy"):
         used.add("CLASS_THRESHOLDS")
     if attack == "lira":
@@ -211,8 +215,9 @@ def membership_path(run: Run):
     return reference_dir(run) / "membership.npz"
 
 
-def reference_path(run: Run, index: int):
-    return reference_dir(run) / f"reference{index:03d}.pt"
+def reference_path(run: Run, index: int, variant: str = ""):
+    """Reference model `index`; variant "p2aware": the same model after the P2 round."""
+    return reference_dir(run) / variant / f"reference{index:03d}.pt"
 
 
 def reference_membership(pool: np.ndarray, num_reference: int, seed: int) -> np.ndarray:
@@ -253,23 +258,35 @@ def reference_training_sets(run: Run, indices: list[int]) -> list[list[tuple[tor
 
 
 def train_reference_models(run: Run, fl: FLSettings, indices: list[int]) -> None:
-    """Train reference models `indices` like the target (FedAvg with its recipe) and save each."""
-    for k, clients in zip(tqdm(indices, desc="reference models", unit="model", leave=False),
-                          reference_training_sets(run, indices)):
-        state = federated_training(clients, fl, derive_seed(run.seed, "reference", k),
-                                   description=f"reference model {k}")
+    """Train reference models `indices` like the target (FedAvg with its recipe), all at once, and save each."""
+    federations = reference_training_sets(run, indices)
+    states = train_federations(federations, fl, [derive_seed(run.seed, "reference", k) for k in indices],
+                               description=f"{len(indices)} reference models")
+    for k, clients, state in zip(indices, federations, states):
         save_checkpoint(reference_path(run, k), state, {"dataset": run.dataset, "seed": run.seed, "quick": run.quick,
                                                          "architecture": fl.architecture, "round": fl.rounds,
                                                          "role": f"reference{k}", "index": k})
         log.info("reference model %d trained on %d pool rows", k, sum(len(labels) for _, labels in clients))
 
 
+def make_p2_aware_references(run: Run, fl: FLSettings, p2: P2Settings, indices: list[int]) -> None:
+    """Run the target's P2 round on reference models `indices`, with the clients each was trained with."""
+    starts = [load_model(reference_path(run, k), run)[0].state_dict() for k in indices]
+    states = protect_federations(fl.architecture, starts, reference_training_sets(run, indices), p2,
+                                 lambda f, round_index, client: torch_generator(run.seed, "reference", indices[f],
+                                                                                "p2", round_index, client))
+    for k, state in zip(indices, states):
+        save_checkpoint(reference_path(run, k, P2_AWARE), state, {
+            "dataset": run.dataset, "seed": run.seed, "quick": run.quick, "architecture": fl.architecture,
+            "round": fl.rounds + p2.rounds, "role": f"p2-aware reference{k}", "index": k})
+
+
 class ReferenceData:
     """What the reference attacks read, loaded once and shared by every target: evaluation and pool
     rows, and every reference model's logits on both."""
 
-    def __init__(self, run: Run, settings: ReferenceSettings):
-        self.run, self.settings = run, settings
+    def __init__(self, run: Run, settings: ReferenceSettings, variant: str = ""):
+        self.run, self.settings, self.variant = run, settings, variant
         self.dataset = load_dataset(run.dataset, run.data_dir)
         partition = load_partition(run)
         arrays, _ = load_arrays(membership_path(run), expect={"seed": run.seed, "quick": run.quick,
@@ -278,13 +295,17 @@ class ReferenceData:
         self.rows, self.is_member = evaluation_rows(partition)
         self.eval_features, self.eval_labels = tensors(self.dataset, self.rows)
         self.pool_features, self.pool_labels = tensors(self.dataset, self.pool)
-        models = [load_model(reference_path(run, k), run)[0] for k in range(self.settings.num_reference)]
+        models = [load_model(reference_path(run, k, variant), run)[0] for k in range(self.settings.num_reference)]
         self.eval_logits = [predict_logits(m, self.eval_features) for m in models]
         self.pool_logits = [predict_logits(m, self.pool_features) for m in models]
         self.population = np.arange(len(self.pool))
         if self.settings.rmia_population is not None and self.settings.rmia_population < len(self.pool):
             self.population = np.sort(numpy_rng(run.seed, "rmia", "population").choice(
                 len(self.pool), self.settings.rmia_population, replace=False))
+
+    def name(self, attack: str) -> str:
+        """The attack's name in score files and summaries: <attack>_p2aware for the P2-aware references."""
+        return f"{attack}_{self.variant}" if self.variant else attack
 
     def released_references(self, attack: str, target: Target) -> tuple[np.ndarray, np.ndarray]:
         """(K, N, C) and (K, P, C): the reference models' outputs under the target's release."""
@@ -324,7 +345,7 @@ def metric_attack(data: ReferenceData, metric: str, target: Target) -> dict:
         scores, threshold = shifted_scores(signal, data.eval_labels.numpy(), thresholds), 0.0
     else:
         scores, threshold = signal, float(thresholds[0])
-    return save_scores(data.run, metric, target, attack_settings(metric, data.settings), scores,
+    return save_scores(data.run, data.name(metric), target, attack_settings(metric, data.settings), scores,
                        data.is_member, data.rows, threshold,
                        details={"class_thresholds": thresholds.tolist() if per_class else None,
                                 "threshold_from": "reference models' pool rows"})
@@ -350,7 +371,7 @@ def lira_attack(data: ReferenceData, target: Target) -> dict:
     reference_signal = _per_model(logit_confidence, evaluation, data.eval_labels).T     # (N, K), all OUT
     scores = lira_offline(logit_confidence(posteriors, data.eval_labels), reference_signal,
                           np.ones_like(reference_signal, dtype=bool), fixed)
-    return save_scores(data.run, "lira", target, attack_settings("lira", data.settings), scores,
+    return save_scores(data.run, data.name("lira"), target, attack_settings("lira", data.settings), scores,
                        data.is_member, data.rows, threshold,
                        details={"score": "(phi - mu_out) / sigma_out; Lambda = Phi(score)",
                                 "simulated_auc": float(roc_auc_score(members, simulated)),
@@ -375,7 +396,7 @@ def rmia_attack(data: ReferenceData, target: Target) -> dict:
                           true_class_mass(pool_posteriors, data.pool_labels)[0][z], pool_probability[:, z].T,
                           ~data.in_mask[:, z].T, a, gamma)
     log.info("RMIA on %s: offline a = %.2f (%s)", target.name, a, "tuned" if aucs else "fixed")
-    return save_scores(data.run, "rmia", target, attack_settings("rmia", data.settings), scores,
+    return save_scores(data.run, data.name("rmia"), target, attack_settings("rmia", data.settings), scores,
                        data.is_member, data.rows, threshold,
                        details={"a": float(a), "a_tuning_auc": aucs, "population": int(len(z)),
                                 "simulated_auc": float(roc_auc_score(members, simulated)),

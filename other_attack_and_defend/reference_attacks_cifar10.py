@@ -6,6 +6,7 @@ every attack its threshold, never the evaluation rows (other_attack_and_defend/r
 How many models, and why: docs/NOTES.md §7.8."""
 
 NUM_REFERENCE = 4              # reference models, at least 4 (4 for the CNNs: CPU time)
+P2_AWARE = True                 # also attack P2 models with references that ran the target's P2 round
 LIRA_FIXED_VARIANCE = True      # one global variance, as Carlini et al. advise below ~64 models
 RMIA_A = None                   # RMIA's offline coefficient a; None: tuned on the reference models
 RMIA_GAMMA = 1.0

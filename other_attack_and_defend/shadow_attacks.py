@@ -24,17 +24,18 @@ from typing import ClassVar
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from data_partitioning import load_partition, tensors
 from data_preprocessing import load_dataset
-from FL_model_generation.fedavg import federated_training
+from FL_model_generation.fedavg import train_federations
 from FL_model_generation.fl_stage import load_model
 from FL_model_generation.models import accuracy, build_model, load_state
 from FL_model_generation.training import FLSettings
+from defend.p2_protection import P2Settings, protect_federations
 from other_attack_and_defend.attack_common import (check_optimizer, check_positive, evaluation_rows, fit_attack_mlps,
                                                    release_generator, released, save_scores, top_k_sorted,
-                                                   train_classifier)
+                                                   train_classifiers)
+from other_attack_and_defend.reference_attacks import P2_AWARE
 from other_attack_and_defend.targets import Target
 from toolkit.checkpoints import load_arrays, save_arrays, save_checkpoint
 from toolkit.errors import P2Error
@@ -55,6 +56,7 @@ class ShokriSettings(Settings):
     num_shadows: int
     shadow_size: int
     training: str
+    p2_aware: bool
     shadow_optimizer: str
     shadow_lr: float
     shadow_epochs: int
@@ -82,6 +84,10 @@ class ShokriSettings(Settings):
         return {name: value for name, value in self.constants().items()
                 if name in ("NUM_SHADOWS", "SHADOW_SIZE", "TRAINING") or name.startswith("SHADOW_")}
 
+    def attack_constants(self) -> dict:
+        """The constants an attack's scores depend on beyond its shadow models (P2_AWARE only adds attacks)."""
+        return {name: value for name, value in self.constants().items() if name != "P2_AWARE"}
+
 
 @dataclass(frozen=True)
 class MLLeaksSettings(Settings):
@@ -90,6 +96,7 @@ class MLLeaksSettings(Settings):
     shadow_in: int
     shadow_out: int
     training: str
+    p2_aware: bool
     shadow_optimizer: str
     shadow_lr: float
     shadow_epochs: int
@@ -113,6 +120,10 @@ class MLLeaksSettings(Settings):
     def shadow_recipe(self) -> dict:
         return {name: value for name, value in self.constants().items()
                 if name == "TRAINING" or name.startswith("SHADOW_")}
+
+    def attack_constants(self) -> dict:
+        """The constants an attack's scores depend on beyond its shadow model (P2_AWARE only adds attacks)."""
+        return {name: value for name, value in self.constants().items() if name != "P2_AWARE"}
 
 
 # ---------------------------------------------------------------- which rows the shadows use
@@ -155,14 +166,17 @@ def rows_path(run: Run, attack: str):
     return shadow_dir(run, attack) / "rows.npz"
 
 
-def shadow_path(run: Run, attack: str, index: int):
-    return shadow_dir(run, attack) / f"shadow{index:03d}.pt"
+def shadow_path(run: Run, attack: str, index: int, variant: str = ""):
+    """Shadow model `index` of `attack`; variant "p2aware": the same model after the P2 round."""
+    return shadow_dir(run, attack) / variant / f"shadow{index:03d}.pt"
 
 
-def shadow_paths(run: Run, attack: str, settings) -> list:
-    """Every file the shadow-model stage of `attack` writes: the rows file, then one checkpoint per shadow."""
+def shadow_paths(run: Run, attack: str, settings, variant: str = "") -> list:
+    """Every file the shadow-model stage of `attack` writes: the rows file, then one checkpoint per shadow
+    (for the P2-aware variant, the checkpoints only)."""
     count = settings.num_shadows if attack == "shokri" else 1
-    return [rows_path(run, attack)] + [shadow_path(run, attack, index) for index in range(count)]
+    models = [shadow_path(run, attack, index, variant) for index in range(count)]
+    return models if variant else [rows_path(run, attack)] + models
 
 
 def _meta(run: Run, attack: str, fl: FLSettings) -> dict:
@@ -170,24 +184,28 @@ def _meta(run: Run, attack: str, fl: FLSettings) -> dict:
             "architecture": fl.architecture}
 
 
-def train_shadow(run: Run, attack: str, settings, fl: FLSettings, features: torch.Tensor, labels: torch.Tensor,
-                 clients: int, index: int) -> torch.nn.Module:
-    """One shadow model on its "in" rows: centrally with the attack's constants, or like the target."""
+def train_shadows(run: Run, attack: str, settings, fl: FLSettings, datasets: list[tuple[torch.Tensor, torch.Tensor]],
+                  clients: int) -> list[torch.nn.Module]:
+    """Shadow models on their "in" rows, all at once: centrally with the attack's SHADOW_* recipe, or like the
+    target (FedAvg with its recipe, the rows dealt over as many clients as it had)."""
     if settings.training == "central":
-        return train_classifier(fl.architecture, features, labels, settings.shadow_optimizer, settings.shadow_lr,
-                                settings.shadow_epochs, settings.shadow_batch_size, run.seed, attack, "shadow", index)
-    parts = torch.arange(len(labels)).tensor_split(clients)
-    state = federated_training([(features[part], labels[part]) for part in parts], fl,
-                               derive_seed(run.seed, attack, "shadow", index), description=f"{attack} shadow {index}")
-    return load_state(build_model(fl.architecture), state, f"{attack} shadow {index}").eval()
+        return train_classifiers(fl.architecture, datasets, settings.shadow_optimizer, settings.shadow_lr,
+                                 settings.shadow_epochs, settings.shadow_batch_size, run.seed,
+                                 [(attack, "shadow", index) for index in range(len(datasets))])
+    federations = [[(features[part], labels[part]) for part in torch.arange(len(labels)).tensor_split(clients)]
+                   for features, labels in datasets]
+    states = train_federations(federations, fl, [derive_seed(run.seed, attack, "shadow", index)
+                                                 for index in range(len(datasets))], description=f"{attack} shadows")
+    return [load_state(build_model(fl.architecture), state, f"{attack} shadow {index}").eval()
+            for index, state in enumerate(states)]
 
 
 def _train_shadows(run: Run, attack: str, settings, fl: FLSettings, splits: list[tuple[np.ndarray, np.ndarray]],
                    partition, dataset) -> None:
     meta = _meta(run, attack, fl)
-    for index, (rows_in, rows_out) in enumerate(tqdm(splits, desc=f"{attack} shadows", unit="model", leave=False)):
-        features, labels = tensors(dataset, rows_in)
-        model = train_shadow(run, attack, settings, fl, features, labels, len(partition.clients), index)
+    datasets = [tensors(dataset, rows_in) for rows_in, _ in splits]
+    models = train_shadows(run, attack, settings, fl, datasets, len(partition.clients))
+    for index, ((rows_in, rows_out), model, (features, labels)) in enumerate(zip(splits, models, datasets)):
         out_features, out_labels = tensors(dataset, rows_out)
         accuracies = {"train_acc": accuracy(model, features, labels),
                       "out_acc": accuracy(model, out_features, out_labels)}
@@ -215,14 +233,33 @@ def prepare_ml_leaks(run: Run, settings: MLLeaksSettings, fl: FLSettings) -> Non
     save_arrays(rows_path(run, "ml_leaks"), _meta(run, "ml_leaks", fl), rows_in=rows_in, rows_out=rows_out)
 
 
-def _load_shadow_splits(run: Run, attack: str):
+def make_p2_aware_shadows(run: Run, attack: str, fl: FLSettings, p2: P2Settings) -> None:
+    """Run the target's P2 round on the attack's shadow models, each one's training rows dealt over as many
+    clients as the target had."""
+    dataset, partition = load_dataset(run.dataset, run.data_dir), load_partition(run)
+    splits, shadows = _load_shadow_splits(run, attack)
+    federations = []
+    for rows_in, _ in splits:
+        features, labels = tensors(dataset, rows_in)
+        federations.append([(features[part], labels[part])
+                            for part in torch.arange(len(labels)).tensor_split(len(partition.clients))])
+    states = protect_federations(fl.architecture, [model.state_dict() for model in shadows], federations, p2,
+                                 lambda f, round_index, client: torch_generator(run.seed, attack, "shadow", f, "p2",
+                                                                                round_index, client))
+    for index, state in enumerate(states):
+        save_checkpoint(shadow_path(run, attack, index, P2_AWARE), state,
+                        {**_meta(run, attack, fl), "role": f"p2-aware {attack}_shadow{index}", "round": p2.rounds,
+                         "index": index})
+
+
+def _load_shadow_splits(run: Run, attack: str, variant: str = ""):
     arrays, _ = load_arrays(rows_path(run, attack), expect={"attack": attack, "seed": run.seed, "quick": run.quick})
     if attack == "shokri":
         half = int(arrays["half"])
         splits = [(r[:half], r[half:]) for r in arrays["rows"]]
     else:
         splits = [(arrays["rows_in"], arrays["rows_out"])]
-    models = [load_model(shadow_path(run, attack, index), run)[0] for index in range(len(splits))]
+    models = [load_model(shadow_path(run, attack, index, variant), run)[0] for index in range(len(splits))]
     return splits, models
 
 
@@ -276,9 +313,10 @@ def shokri_scores(models, thresholds: torch.Tensor, valid: torch.Tensor, posteri
     return torch.where(counted > 0, fraction, torch.full_like(fraction, 0.5)).numpy()
 
 
-def shokri_attack(run: Run, settings: ShokriSettings, target: Target) -> dict:
+def shokri_attack(run: Run, settings: ShokriSettings, target: Target, variant: str = "") -> dict:
+    """Shokri et al.'s attack on `target`, with the plain shadow models or their P2-aware variant."""
     dataset, partition = load_dataset(run.dataset, run.data_dir), load_partition(run)
-    splits, shadows = _load_shadow_splits(run, "shokri")
+    splits, shadows = _load_shadow_splits(run, "shokri", variant)
     inputs = _shadow_inputs(run, "shokri", target, dataset, splits, shadows, settings.top_k)
     models, thresholds, valid = shokri_fit(inputs, dataset.num_classes, settings,
                                            torch_generator(run.seed, "shokri", "attack", target.name))
@@ -287,7 +325,8 @@ def shokri_attack(run: Run, settings: ShokriSettings, target: Target) -> dict:
     features, labels = tensors(dataset, rows)
     posteriors = target.posteriors(model, features, release_generator(run, "shokri", target, "target"))
     scores = shokri_scores(models, thresholds, valid, posteriors, labels, settings, dataset.num_classes)
-    return save_scores(run, "shokri", target, settings.constants(), scores, is_member, rows, threshold=0.5,
+    return save_scores(run, "_".join(filter(None, ("shokri", variant))), target, settings.attack_constants(), scores,
+                       is_member, rows, threshold=0.5,
                        details={"attack_models": int(valid.sum()), "decision": "majority vote"})
 
 
@@ -303,9 +342,10 @@ def ml_leaks_scores(models, posteriors: torch.Tensor, settings: MLLeaksSettings)
     return models.member_probability(top_k_sorted(posteriors, settings.top_k))[0].double().numpy()
 
 
-def ml_leaks_attack(run: Run, settings: MLLeaksSettings, target: Target) -> dict:
+def ml_leaks_attack(run: Run, settings: MLLeaksSettings, target: Target, variant: str = "") -> dict:
+    """ML-Leaks on `target`, with the plain shadow model or its P2-aware variant."""
     dataset, partition = load_dataset(run.dataset, run.data_dir), load_partition(run)
-    splits, shadows = _load_shadow_splits(run, "ml_leaks")
+    splits, shadows = _load_shadow_splits(run, "ml_leaks", variant)
     (inputs, members, _), = _shadow_inputs(run, "ml_leaks", target, dataset, splits, shadows, settings.top_k)
     models, threshold = ml_leaks_fit(inputs, members, settings,
                                      torch_generator(run.seed, "ml_leaks", "attack", target.name))
@@ -314,5 +354,6 @@ def ml_leaks_attack(run: Run, settings: MLLeaksSettings, target: Target) -> dict
     features, _ = tensors(dataset, rows)
     posteriors = target.posteriors(model, features, release_generator(run, "ml_leaks", target, "target"))
     scores = ml_leaks_scores(models, posteriors, settings)
-    return save_scores(run, "ml_leaks", target, settings.constants(), scores, is_member, rows, threshold=threshold,
+    return save_scores(run, "_".join(filter(None, ("ml_leaks", variant))), target, settings.attack_constants(), scores,
+                       is_member, rows, threshold=threshold,
                        details={"threshold_from": "shadow in/out rows"})

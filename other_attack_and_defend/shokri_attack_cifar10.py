@@ -7,6 +7,7 @@ the attack MLPs' training, not published by the original: docs/NOTES.md §7.3.""
 NUM_SHADOWS = 9
 SHADOW_SIZE = 6000            # rows per shadow: half trained on, half held out
 TRAINING = "central"            # "central": the SHADOW_* recipe below; "fl": the target's FedAvg recipe
+P2_AWARE = True                 # also attack P2 models with shadows that ran the target's P2 round
 SHADOW_OPTIMIZER = "adam"
 SHADOW_LR = 0.001
 SHADOW_EPOCHS = 10

@@ -5,7 +5,6 @@ data's provenance), the thread count, and each stage's wall time when it was mad
 """
 import platform
 
-import numpy as np
 import torch
 
 from other_attack_and_defend.targets import Target, target_utility
@@ -26,19 +25,26 @@ def attack_metrics(run: Run, attack: str, target: str) -> dict | None:
     return membership_metrics(arrays["scores"], arrays["is_member"], meta["threshold"])
 
 
-def collect(run: Run, settings: dict, data_fingerprint: str, raw_data: str, targets: list[Target],
-            attacks: list[str], timings: dict[str, float], threads: int) -> dict:
-    """The summary of one run. `raw_data` says whether the raw files were the official release
-    (data_preprocessing.raw_data_provenance); `timings` holds each stage's seconds."""
+def collect(run: Run, made_from: dict, targets: list[Target], attacks: list[str], timings: dict[str, float],
+            threads: int, diagnostics: dict | None = None, server_attacks: dict | None = None) -> dict:
+    """The summary of one run. `made_from` holds the run's "settings", "data_fingerprint" and "raw_data"
+    (whether the raw files were the official release); `timings` each stage's seconds; `diagnostics` what
+    each released model shows (reporting/diagnostics.py); `server_attacks` the FL server's attacks."""
     results = {}
     for attack in attacks:
         per_target = {target.name: attack_metrics(run, attack, target.name) for target in targets}
         results[attack] = {name: metrics for name, metrics in per_target.items() if metrics is not None}
-    return {"dataset": run.dataset, "seed": run.seed, "preset": "quick" if run.quick else "full",
-            "raw_data": raw_data, "data_fingerprint": data_fingerprint, "settings": settings,
-            "models": {target.name: target_utility(run, target) for target in targets},
-            "attacks": results, "timings": {name: round(seconds, 1) for name, seconds in timings.items()},
-            "threads": threads, "torch": torch.__version__, "machine": platform.machine()}
+    models = {target.name: target_utility(run, target) for target in targets}
+    for name, values in (diagnostics or {}).items():
+        models[name]["diagnostics"] = values
+    summary = {"dataset": run.dataset, "seed": run.seed, "preset": "quick" if run.quick else "full",
+               "raw_data": made_from["raw_data"], "data_fingerprint": made_from["data_fingerprint"],
+               "settings": made_from["settings"], "models": models, "attacks": results}
+    if server_attacks:
+        summary["server_attacks"] = server_attacks
+    summary.update(timings={name: round(seconds, 1) for name, seconds in timings.items()}, threads=threads,
+                   torch=torch.__version__, machine=platform.machine())
+    return summary
 
 
 def save(path, summary: dict) -> None:
@@ -75,8 +81,3 @@ def format_table(summary: dict) -> str:
              f"{summary['raw_data']}); attack cells: AUC / TPR at 1% FPR")
     lines = [title] + ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)) for row in rows]
     return "\n".join(lines)
-
-
-def mean_std(values) -> tuple[float, float]:
-    values = np.asarray(values, dtype=np.float64)
-    return float(values.mean()), float(values.std())

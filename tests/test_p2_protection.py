@@ -156,3 +156,29 @@ def test_protect_moves_outputs_toward_targets_and_keeps_labels():
     assert stats["labels_kept"] > 0.97
     assert 0 < stats["mean_lambda"] <= 1
     assert stats["mean_top_prob_after"] < stats["mean_top_prob_before"]
+
+
+@pytest.mark.parametrize("architecture, weight", [
+    ({"kind": "mlp", "sizes": [6, 20, 12, 5]}, "fc1.weight"),
+    ({"kind": "mlp", "sizes": [6, 20, 12, 5]}, "fc2.weight"),
+    ({"kind": "cnn", "in_channels": 1, "num_classes": 5, "image_size": 8, "channels": [3], "hidden": [7],
+      "kernel_size": 3, "padding": 1}, "fc1.weight"),
+])
+def test_a_linear_weight_chooses_the_labels_its_bias_gradient_chooses(architecture, weight):
+    """The cheaper path is taken automatically and picks what the full per-label weight gradients pick."""
+    from defend.p2_protection import equivalent_gradient
+
+    torch.manual_seed(1)
+    model = build_model(architecture)
+    features = torch.randn(200, *((6,) if architecture["kind"] == "mlp" else (1, 8, 8)))
+    labels = torch.randint(0, 5, (200,))
+    assert equivalent_gradient(model, weight) == weight.replace("weight", "bias")
+    full = poison_labels(model, weight, features, labels, shortcut=False)
+    assert torch.equal(poison_labels(model, weight, features, labels), full)
+
+
+def test_a_convolution_keeps_its_full_gradients():
+    from defend.p2_protection import equivalent_gradient
+
+    model = build_model({"kind": "lenet", "in_channels": 1, "num_classes": 4, "image_size": 28})
+    assert equivalent_gradient(model, "conv1.weight") == "conv1.weight"

@@ -92,7 +92,8 @@ def test_p2_clients_made_from_an_older_fl_model_are_never_averaged(adult, monkey
     message = script_error(capsys, "p2", "--quick", "--dataset", "adult", only="P2 aggregation")
     assert "P2 client 1" in message and "its input model:adult/quick_seed0/fl/final.pt changed" in message
     assert "run python defend/defend_adult.py --seed 0 --quick" in message
-    assert stale_names(quick_experiment())[:3] == ["P2 client 1", "P2 client 2", "P2 aggregation"]
+    assert stale_names(quick_experiment())[:5] == ["P2 targets of client 1", "P2 targets of client 2", "P2 client 1",
+                                                   "P2 client 2", "P2 aggregation"]
 
 
 # ---------------------------------------------------------------- 3, 4. constants typed or valued wrongly
@@ -179,9 +180,16 @@ def test_changing_eps_reruns_p2_and_the_attacks_on_it_only(adult):
     attacks = ("gradient", "shokri", "loss")
     runner.run(pipeline.stages(experiment, attacks))
     changed = replace(experiment, p2=replace(experiment.p2, eps=0.2))
-    assert stale_names(changed, attacks) == ["P2 client 0", "P2 client 1", "P2 client 2", "P2 aggregation"]
+    aware = ["P2-aware shokri shadow models"] + [f"P2-aware reference model {k}" for k in range(4)]
+    assert stale_names(changed, attacks) == [f"P2 targets of client {c}" for c in range(3)] + aware
+    runner.run([stage for stage in pipeline.stages(changed, attacks)
+                if stage.name.startswith("P2 targets") or stage.name in aware])
+    assert stale_names(changed, attacks) == ["P2 client 0", "P2 client 1", "P2 client 2",  # the average: next
+                                             "shokri_p2aware attack on p2", "loss_p2aware attack on p2"]
     runner.run([stage for stage in pipeline.stages(changed, attacks) if stage.group == "p2"])
-    assert stale_names(changed, attacks) == ["gradient attack on p2", "shokri attack on p2", "loss attack on p2"]
+    assert stale_names(changed, attacks) == ["gradient attack on p2", "shokri attack on p2",
+                                             "shokri_p2aware attack on p2", "server attacks", "loss attack on p2",
+                                             "loss_p2aware attack on p2"]  # DP-SGD, shadows, references: kept
 
 
 def test_protecting_every_client_resumes_where_an_interrupted_round_stopped(adult):

@@ -41,7 +41,8 @@ def test_seeds_of_separate_invocations_add_up(tiny_adult):
     main.main(["--seed", "1", *ATTACKS])
     combined = load_json(tiny_adult / "summary.json")
     assert combined["seed"] == [0, 1] and seeds_in(tiny_adult) == [0, 1]
-    assert set(combined["std"]["models"]["fl"]) == {"train_acc", "test_acc"}
+    assert set(combined["std"]["models"]["fl"]) == {"train_acc", "test_acc", "diagnostics"}
+    assert set(combined["server_attacks"]["p2_difference"]["per_client"][0]) == {"auc", "tpr_at_1pct_fpr", "tpr_at_0.1pct_fpr"}
     assert "| adult* | 2 | fl |" in (tiny_adult.parent / "README.md").read_text()
 
 

@@ -23,15 +23,22 @@ def parser(description: str | None, dataset: str | None = None) -> argparse.Argu
 
 
 def add_threads(result: argparse.ArgumentParser) -> None:
+    """--threads and --device, which every script that trains or attacks takes."""
     result.add_argument("--threads", type=int, default=None,
                         help="CPU threads torch uses (default: $P2_THREADS, else every core); 1 when several "
                              "runs share the machine, one per core")
+    result.add_argument("--device", default=None, choices=("auto", "cpu", "cuda"),
+                        help="where models train (default: $P2_DEVICE, else cpu); auto: CUDA when torch sees one")
 
 
-def apply_threads(requested: int | None) -> int:
-    """Set torch's thread count from --threads, else $P2_THREADS, else leave torch's default (every core)."""
+def apply_threads(requested: int | None, device: str | None = None) -> int:
+    """Set torch's thread count from --threads, else $P2_THREADS, else leave torch's default (every core);
+    and the device from --device, else $P2_DEVICE."""
     import torch
 
+    from toolkit import device as devices
+
+    devices.choose(device)
     value = requested if requested is not None else os.environ.get("P2_THREADS")
     if value is not None:
         try:

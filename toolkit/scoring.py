@@ -39,3 +39,12 @@ def membership_metrics(scores: np.ndarray, is_member: np.ndarray, threshold: flo
                "advantage": float(np.max(tpr - fpr))}
     metrics.update({name: tpr_at_fpr(fpr, tpr, limit) for name, limit in LOW_FPRS.items()})
     return metrics
+
+
+def threshold_free_metrics(scores: np.ndarray, is_member: np.ndarray) -> dict:
+    """AUC and TPR at 1% and 0.1% FPR: what an attack without a chosen threshold is scored by."""
+    scores = np.asarray(scores, dtype=np.float64)
+    is_member = np.asarray(is_member, dtype=bool)
+    fpr, tpr, _ = roc_curve(is_member, scores)
+    return {"auc": float(roc_auc_score(is_member, scores)),
+            **{name: tpr_at_fpr(fpr, tpr, limit) for name, limit in LOW_FPRS.items()}}

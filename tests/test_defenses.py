@@ -5,7 +5,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from FL_model_generation.fedavg import federated_training, initial_state
+from FL_model_generation.fedavg import initial_state
 from FL_model_generation.models import build_model
 from FL_model_generation.training import FLSettings
 from other_attack_and_defend import dp_sgd
@@ -58,7 +58,7 @@ def train_dp(target_eps: float, fl: FLSettings, clients: int = 2, seed: int = 0)
     dp = dp_settings(target_eps=target_eps)
     sigma = dp_sgd.noise_multiplier_for(dp, fl, CLIENT_SIZE)
     updates = [dp_sgd.DPClient(dp, sigma, CLIENT_SIZE, fl.batch_size) for _ in range(clients)]
-    state = federated_training([client_data(i) for i in range(clients)], fl, seed, client_updates=updates)
+    state = dp_sgd.dp_federated_training([client_data(i) for i in range(clients)], fl, seed, updates)
     return state, updates, dp
 
 
@@ -93,10 +93,10 @@ def test_a_clients_accountant_is_kept_across_rounds():
     client = dp_sgd.DPClient(dp, dp_sgd.noise_multiplier_for(dp, fl, CLIENT_SIZE), CLIENT_SIZE, fl.batch_size)
     accountant = client.accountant
     state = initial_state(ARCH, 0)
-    features, labels = client_data(0)
+    data = [client_data(0)]
     seen = []
     for round_index in range(1, 3):
-        state = client(state, features, labels, fl, torch.Generator().manual_seed(round_index))
+        state = dp_sgd.local_round(state, data, [client], fl, [torch.Generator().manual_seed(round_index)])[0]
         seen.append(client.spent())
     assert client.accountant is accountant
     assert [s["rounds"] for s in seen] == [1, 2]
@@ -111,7 +111,7 @@ def test_dp_update_is_the_mean_of_clipped_per_example_gradients_without_noise():
     dp = dp_settings(target_eps=1.0, max_grad_norm=0.05)
     client = dp_sgd.DPClient(dp, noise_multiplier=0.0, client_size=16, batch_size=16)
     start = initial_state(ARCH, 1)
-    after = client(start, features, labels, fl, torch.Generator().manual_seed(0))
+    after = dp_sgd.local_round(start, [(features, labels)], [client], fl, [torch.Generator().manual_seed(0)])[0]
 
     model = build_model(ARCH)
     model.load_state_dict(start)
@@ -127,6 +127,76 @@ def test_dp_update_is_the_mean_of_clipped_per_example_gradients_without_noise():
     for name, gradients in per_example.items():
         clipped_mean = (gradients * factors.view(-1, *[1] * (gradients.dim() - 1))).sum(0) / 16
         assert torch.allclose(after[name], start[name] - fl.lr * clipped_mean, atol=1e-6), name
+
+
+SMALL_CNN = {"kind": "cnn", "in_channels": 2, "num_classes": 3, "image_size": 10, "channels": [3, 4], "hidden": [6],
+             "kernel_size": 3, "padding": 1}
+
+
+def per_example_norms(architecture: dict, state: dict, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    model = build_model(architecture)
+    model.load_state_dict(state)
+    params = {name: p.detach() for name, p in model.named_parameters()}
+
+    def loss(weights, x, y):
+        return nn.functional.cross_entropy(functional_call(model, weights, (x[None],)), y[None])
+
+    per_example = vmap(grad(loss), in_dims=(None, 0, 0))(params, features, labels)
+    return torch.sqrt(sum(g.flatten(1).pow(2).sum(1) for g in per_example.values()))
+
+
+def assert_same_updates_as_opacus(architecture: dict, example_shape: tuple, sizes: list[int], batched, **changes):
+    """local_round against Opacus client by client: the same weights after the round (to float rounding,
+    relative to the size of the update) and the same accountant records, for the same seeds."""
+    fl = fl_settings(architecture=architecture, rounds=1, **changes)
+    dp = dp_settings(max_grad_norm=0.2)
+    generator = torch.Generator().manual_seed(7)
+    data = [(torch.randn(size, *example_shape, generator=generator),
+             torch.randint(0, 3, (size,), generator=generator)) for size in sizes]
+    start = initial_state(architecture, 3)
+    assert (per_example_norms(architecture, start, *data[0]) > dp.max_grad_norm).any()  # clipping matters
+    seeds = [11 + client for client in range(len(sizes))]
+    noise = [0.8 - 0.2 * client for client in range(len(sizes))]  # per client, as clients of different sizes have
+    ours = [dp_sgd.DPClient(dp, sigma, size, fl.batch_size) for sigma, size in zip(noise, sizes)]
+    theirs = [dp_sgd.DPClient(dp, sigma, size, fl.batch_size) for sigma, size in zip(noise, sizes)]
+    updated = dp_sgd.local_round(start, data, ours, fl, [torch.Generator().manual_seed(seed) for seed in seeds],
+                                 batched=batched)
+    for client, (mine, reference, (features, labels), seed) in enumerate(zip(ours, theirs, data, seeds)):
+        expected = dp_sgd.opacus_local_update(reference, start, features, labels, fl,
+                                              torch.Generator().manual_seed(seed))
+        scale = max((expected[name] - start[name]).abs().max().item() for name in start)
+        for name in start:
+            assert torch.allclose(updated[client][name], expected[name], rtol=0, atol=1e-5 * scale), (client, name)
+        assert mine.accountant.history == reference.accountant.history
+        assert (mine.steps, mine.rounds) == (reference.steps, reference.rounds)
+
+
+@pytest.mark.parametrize("batched", [None, True, False], ids=["default", "batched", "loop"])
+@pytest.mark.parametrize("architecture, example_shape", [(ARCH, (4,)), (SMALL_CNN, (2, 10, 10))], ids=["mlp", "cnn"])
+def test_dp_sgd_gives_opacus_updates_for_the_same_seed(architecture, example_shape, batched):
+    """Two clients of different sizes (so different sample rates, step counts and noise multipliers), momentum,
+    and the learning rate decaying over two local epochs."""
+    assert_same_updates_as_opacus(architecture, example_shape, [40, 64], batched, batch_size=8, momentum=0.9,
+                                  lr_decay=0.5, local_epochs=2)
+
+
+@pytest.mark.parametrize("batched", [True, False], ids=["batched", "loop"])
+def test_empty_poisson_batches_are_noise_only_steps_as_in_opacus(batched):
+    sizes = [12, 20]  # batch 1: sample rates 1/12 and 1/20, so many batches are empty
+    for client, size in enumerate(sizes):  # the batch sizes Opacus' sampler draws in the epoch
+        generator = torch.Generator().manual_seed(11 + client)
+        assert 0 in [int((torch.rand(size, generator=generator) < 1 / size).sum()) for _ in range(size)]
+    assert_same_updates_as_opacus(ARCH, (4,), sizes, batched, batch_size=1, momentum=0.5, local_epochs=1)
+
+
+def test_architectures_dp_sgd_cannot_train_are_refused_by_layer_name():
+    from collections import OrderedDict
+
+    with pytest.raises(P2Error, match="norm"):
+        dp_sgd.check_compatible(nn.Sequential(OrderedDict(fc1=nn.Linear(4, 3), norm=nn.BatchNorm1d(3))))
+    with pytest.raises(P2Error, match="conv1"):
+        dp_sgd.check_compatible(nn.Sequential(OrderedDict(conv1=nn.Conv2d(4, 4, 3, groups=2))))
+    dp_sgd.check_compatible(build_model(SMALL_CNN))
 
 
 def test_dp_training_is_deterministic_under_the_seed():

@@ -4,9 +4,20 @@
 
 Roles (docs/NOTES.md section 6): the clients' training sets (their union = members); a test set
 for utility; evaluation members (drawn from members) and evaluation non-members; members and
-non-members known to the supervised attacker (never in the evaluation set); a shadow/reference
-pool for shadow models and reference models. Every index set is saved, so any result can be traced
-to its rows. Output: model/<dataset>/<run>/partition.npz.
+non-members known to the supervised attacker (never in the evaluation set); each client's *defense
+reference* rows (DEFENSE_REFERENCE_SIZE per client: non-members that the defenses needing them use,
+AdvReg's reference set and MemGuard's defender classifier, other_attack_and_defend/advreg.py and
+memguard.py); a shadow/reference pool for shadow models and reference models. Every index set is saved,
+so any result can be traced to its rows. Output: model/<dataset>/<run>/partition.npz (arrays client<NNN>,
+defense_reference_client<NNN>, and one per other role).
+
+The defense reference rows are the defender's own non-member data: disjoint from the members, the test
+rows, the evaluation rows, the attacker's known rows and the shadow pool, so neither a defense can train
+on rows it is evaluated or attacked on, nor an attacker's shadow or reference model on a defense's rows.
+They come out of the rows that were left for the shadow pool (the pool is what remains after them). In
+the Dirichlet and writer partitions they are drawn like every other non-member role (from the shuffled
+non-member rows; for writers, from the other writers' rows), not with the client's own label skew or
+writers: a client's local non-member data would share those in a real deployment.
 
 The sizes are experiment constants of the federation and live with the FedAvg recipe, at the top
 of FL_model_generation/FL_model_for_<dataset>.py. Three kinds of partition (PARTITION): "iid",
@@ -39,25 +50,31 @@ class PartitionSettings(Settings):
     clients class by class, each class's shares ~ Dirichlet(DIRICHLET_ALPHA), redrawn (seeded) until
     every client holds MIN_CLIENT_SIZE rows. Writers: WRITERS_PER_CLIENT writers per client, at most
     CLIENT_SIZE of their rows (None: all); every non-member role comes from the other writers' rows.
-    SHADOW_POOL_SIZE caps the pool (None: every row left over). Constants a scheme does not use are None."""
+    DEFENSE_REFERENCE_SIZE non-member rows per client are the defenses' reference rows (taken before the
+    shadow pool). SHADOW_POOL_SIZE caps the pool (None: every row left over). Constants a scheme does not
+    use are None."""
     partition: Literal["iid", "dirichlet", "writers"]
     clients: int
     client_size: int | None
     test_size: int
     eval_size: int
     known_size: int
+    defense_reference_size: int
     shadow_pool_size: int | None
     dirichlet_alpha: float | None
     min_client_size: int | None
     writers_per_client: int | None
 
     QUICK: ClassVar[dict] = {"CLIENTS": 3, "CLIENT_SIZE": 150, "TEST_SIZE": 300, "EVAL_SIZE": 150,
-                             "KNOWN_SIZE": 150, "SHADOW_POOL_SIZE": 1200,
+                             "KNOWN_SIZE": 150, "DEFENSE_REFERENCE_SIZE": 50,
+                             "SHADOW_POOL_SIZE": 1200,
                              "WRITERS_PER_CLIENT": lambda value: None if value is None else min(value, 2)}
 
     def check(self) -> None:
         for name in ("clients", "test_size", "eval_size", "known_size"):
             require(getattr(self, name) >= 1, name.upper(), getattr(self, name), "must be at least 1")
+        require(self.defense_reference_size >= 1, "DEFENSE_REFERENCE_SIZE", self.defense_reference_size,
+                "must be at least 1 (rows per client; AdvReg and MemGuard train on them)")
         for name in ("client_size", "shadow_pool_size"):
             value = getattr(self, name)
             require(value is None or value >= 1, name.upper(), value, "must be at least 1 (or None)")
@@ -87,6 +104,11 @@ class Partition:
     known_members: np.ndarray
     known_nonmembers: np.ndarray
     shadow_pool: np.ndarray
+    defense_reference: list[np.ndarray]     # per client: the defenses' own non-member rows
+
+    @property
+    def all_defense_reference(self) -> np.ndarray:
+        return np.concatenate(self.defense_reference) if self.defense_reference else np.zeros(0, dtype=np.int64)
 
 
 SCRIPT = "FL_model_generation/FL_model_for_{}.py"
@@ -109,16 +131,23 @@ def split_roles(num_rows: int, settings: PartitionSettings, seed: int, labels: n
     return partition
 
 
+def non_member_rows(settings: PartitionSettings) -> int:
+    """Non-member rows every role but the shadow pool takes: test, evaluation, known, defense reference."""
+    return (settings.test_size + settings.eval_size + settings.known_size
+            + settings.clients * settings.defense_reference_size)
+
+
 def _split_iid(num_rows: int, settings: PartitionSettings, seed: int, script: str) -> Partition:
     """Members and every non-member role from one seeded permutation of all rows."""
-    non_member_need = settings.test_size + settings.eval_size + settings.known_size
+    non_member_need = non_member_rows(settings)
     member_need = settings.clients * settings.client_size
     if settings.eval_size + settings.known_size > member_need:
         raise P2Error(f"EVAL_SIZE + KNOWN_SIZE = {settings.eval_size + settings.known_size} exceeds the "
                       f"{member_need} members (CLIENTS x CLIENT_SIZE); lower them in {script}")
     if member_need + non_member_need >= num_rows:
         raise P2Error(f"the dataset has {num_rows} rows but {script} asks for {member_need} members + "
-                      f"{non_member_need} non-members + a shadow pool; lower CLIENTS, CLIENT_SIZE or the role sizes")
+                      f"{non_member_need} non-members (test, evaluation, known, CLIENTS x DEFENSE_REFERENCE_SIZE) + a "
+                      f"shadow pool; lower CLIENTS, CLIENT_SIZE or the role sizes")
     order = numpy_rng(seed, "partition").permutation(num_rows)
     members, rest = order[:member_need], order[member_need:]
     clients = list(members.reshape(settings.clients, settings.client_size))
@@ -131,13 +160,16 @@ def _with_other_roles(clients: list[np.ndarray], members: np.ndarray, nonmembers
     test, rest = nonmembers[:settings.test_size], nonmembers[settings.test_size:]
     eval_nonmembers, rest = rest[:settings.eval_size], rest[settings.eval_size:]
     known_nonmembers, rest = rest[:settings.known_size], rest[settings.known_size:]
+    reference_need = len(clients) * settings.defense_reference_size
+    defense_reference = list(rest[:reference_need].reshape(len(clients), settings.defense_reference_size))
+    rest = rest[reference_need:]
     shadow_pool = rest if settings.shadow_pool_size is None else rest[:settings.shadow_pool_size]
     chosen = numpy_rng(seed, "attacker-view").permutation(members)
     eval_members = chosen[:settings.eval_size]
     known_members = chosen[settings.eval_size:settings.eval_size + settings.known_size]
     return Partition(clients=clients, members=members, test=test, eval_members=eval_members,
                      eval_nonmembers=eval_nonmembers, known_members=known_members,
-                     known_nonmembers=known_nonmembers, shadow_pool=shadow_pool)
+                     known_nonmembers=known_nonmembers, shadow_pool=shadow_pool, defense_reference=defense_reference)
 
 
 def _deal_by_label(members: np.ndarray, labels: np.ndarray, settings: PartitionSettings, seed: int,
@@ -180,14 +212,14 @@ def _split_by_writer(groups: np.ndarray, settings: PartitionSettings, seed: int,
         clients.append(rows if settings.client_size is None else rows[:settings.client_size])
     members = np.concatenate(clients)
     nonmembers = rng.permutation(np.flatnonzero(~np.isin(groups, member_writers)))
-    non_member_need = settings.test_size + settings.eval_size + settings.known_size
+    non_member_need = non_member_rows(settings)
     if settings.eval_size + settings.known_size > len(members):
         raise P2Error(f"EVAL_SIZE + KNOWN_SIZE = {settings.eval_size + settings.known_size} exceeds the "
                       f"{len(members)} rows of the member writers; lower them in {script}")
     if non_member_need >= len(nonmembers):
         raise P2Error(f"the {len(writers) - member_writer_need} non-member writers have {len(nonmembers)} rows but "
-                      f"{script} asks for {non_member_need} non-members + a shadow pool; lower the role sizes "
-                      f"or WRITERS_PER_CLIENT")
+                      f"{script} asks for {non_member_need} non-members (test, evaluation, known, defense reference) + a "
+                      f"shadow pool; lower the role sizes or WRITERS_PER_CLIENT")
     return _with_other_roles(clients, members, nonmembers, settings, seed)
 
 
@@ -197,22 +229,27 @@ def write_partition(run: Run, settings: PartitionSettings) -> Partition:
     partition = split_roles(len(dataset.labels), settings, run.seed, labels=dataset.labels, groups=dataset.groups,
                             script=SCRIPT.format(run.dataset))
     arrays = {f"client{i:03d}": rows for i, rows in enumerate(partition.clients)}
+    arrays.update({f"defense_reference_client{i:03d}": rows for i, rows in enumerate(partition.defense_reference)})
     arrays.update({role: getattr(partition, role) for role in ROLE_NAMES})
     meta = {"dataset": run.dataset, "seed": run.seed, "quick": run.quick, "num_rows": len(dataset.labels),
             "settings": settings.constants()}
     save_arrays(run.partition_path, meta, **arrays)
     client_sizes = [len(rows) for rows in partition.clients]
-    log.info("%s partition of %s written to %s: %d clients x %s rows, %d shadow-pool rows", settings.partition,
-             run.dataset, run.partition_path, len(client_sizes),
+    log.info("%s partition of %s written to %s: %d clients x %s rows, %d x %d defense reference rows, %d shadow-pool "
+             "rows", settings.partition, run.dataset, run.partition_path, len(client_sizes),
              client_sizes[0] if min(client_sizes) == max(client_sizes) else f"{min(client_sizes)}..{max(client_sizes)}",
-             len(partition.shadow_pool))
+             len(partition.defense_reference), settings.defense_reference_size, len(partition.shadow_pool))
     return partition
 
 
 def load_partition(run: Run) -> Partition:
     arrays, _ = load_arrays(run.partition_path, expect={"dataset": run.dataset, "seed": run.seed, "quick": run.quick})
     clients = [arrays[name] for name in sorted(arrays) if name.startswith("client")]
-    return Partition(clients=clients, **{role: arrays[role] for role in ROLE_NAMES})
+    reference = [arrays[name] for name in sorted(arrays) if name.startswith("defense_reference_client")]
+    if len(reference) != len(clients):
+        raise P2Error(f"{run.partition_path} has no defense reference rows for every client (an older partition); "
+                      f"rerun python data_partitioning.py --dataset {run.dataset} (or main.py)")
+    return Partition(clients=clients, defense_reference=reference, **{role: arrays[role] for role in ROLE_NAMES})
 
 
 def tensors(dataset, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:

@@ -17,7 +17,7 @@ import time
 
 from data_preprocessing import raw_data_provenance, raw_files_present
 from other_attack_and_defend.targets import target_utility
-from pipeline import ATTACKS, SUPPORTED, attack_names, load_experiment, stages, sweep_points, targets
+from pipeline import ATTACKS, SUPPORTED, attack_names, load_experiment, stages, sweep_points, targets, trained_defenses
 from reporting import aggregate, diagnostics, metrics_table, overview, p2_sweep, summary
 from reporting.plots import write_plots
 from toolkit import cli
@@ -48,6 +48,7 @@ def run_experiment(run: Run, attacks: tuple[str, ...], force: bool, threads: int
     for name, values in checks.items():
         log.info("%s", diagnostics.describe(name, values))
     server = load_json(server_attacks.output_path(run)) if server_attacks.output_path(run).is_file() else None
+    server = server_attacks.with_defenses(run, server, trained_defenses(experiment))
     result = summary.collect(run, made_from, released, attack_names(experiment, attacks),
                              {name: seconds for name, seconds in timings.items() if seconds is not None}, threads,
                              diagnostics=checks, server_attacks=server)

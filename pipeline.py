@@ -22,8 +22,14 @@ from FL_model_generation.models import build_model, check_fits
 from FL_model_generation.training import FLSettings
 from menif_attack import gradient_attack_stage
 from menif_attack.whitebox_attack import WhiteboxSettings
-from other_attack_and_defend import dp_sgd, reference_attacks, server_attacks, shadow_attacks
-from other_attack_and_defend.defense_suite import BaselineDefenseSettings, defended_targets
+from other_attack_and_defend import (advreg, dp_fedavg, dp_sgd, dp_tuning, hamp, memguard, reference_attacks,
+                                     relaxloss, server_attacks, shadow_attacks)
+from other_attack_and_defend.advreg import AdvRegSettings
+from other_attack_and_defend.defense_suite import BaselineDefenseSettings, Competitors, defended_targets
+from other_attack_and_defend.dp_fedavg import DPFedAvgSettings
+from other_attack_and_defend.hamp import HampSettings
+from other_attack_and_defend.memguard import MemGuardSettings
+from other_attack_and_defend.relaxloss import RelaxLossSettings
 from other_attack_and_defend.metric_attacks import METRICS
 from other_attack_and_defend.reference_attacks import P2_AWARE, ReferenceSettings
 from other_attack_and_defend.shadow_attacks import MLLeaksSettings, ShokriSettings
@@ -51,7 +57,14 @@ SCRIPTS = {
     "ml_leaks": ("other_attack_and_defend.ML_leaks_attack_{}", MLLeaksSettings),
     "reference": ("other_attack_and_defend.reference_attacks_{}", ReferenceSettings),
     "baselines": ("other_attack_and_defend.baseline_defenses_{}", BaselineDefenseSettings),
+    "hamp": ("other_attack_and_defend.baseline_defenses_{}", HampSettings),
+    "memguard": ("other_attack_and_defend.baseline_defenses_{}", MemGuardSettings),
+    "relaxloss": ("other_attack_and_defend.baseline_defenses_{}", RelaxLossSettings),
+    "advreg": ("other_attack_and_defend.baseline_defenses_{}", AdvRegSettings),
+    "dp_fedavg": ("other_attack_and_defend.baseline_defenses_{}", DPFedAvgSettings),
 }
+# the competitor defenses' groups: their stages run from baseline_defenses_<dataset>.py (group "baselines")
+COMPETITORS = ("hamp", "memguard", "relaxloss", "advreg", "dp_fedavg")
 
 
 @dataclass(frozen=True)
@@ -68,6 +81,15 @@ class Experiment:
     ml_leaks: MLLeaksSettings
     reference: ReferenceSettings
     baselines: BaselineDefenseSettings
+    hamp: HampSettings
+    memguard: MemGuardSettings
+    relaxloss: RelaxLossSettings
+    advreg: AdvRegSettings
+    dp_fedavg: DPFedAvgSettings
+
+    @property
+    def competitors(self) -> Competitors:
+        return Competitors(**{group: getattr(self, group) for group in COMPETITORS})
 
     def constants(self) -> dict:
         """{group: {CONSTANT: value}}: what summary.json records as the run's settings."""
@@ -119,8 +141,9 @@ def _check_against_data(experiment: Experiment) -> None:
 
 
 def targets(experiment: Experiment) -> list[Target]:
-    """Every model the attacks run against: the FL model, the P2 model, then every baseline defense."""
-    return base_targets(experiment.run) + defended_targets(experiment.run, experiment.baselines)
+    """Every model the attacks run against: the FL model, the P2 model, then every baseline and competitor defense."""
+    return base_targets(experiment.run) + defended_targets(experiment.run, experiment.baselines,
+                                                           experiment.competitors)
 
 
 def command(experiment: Experiment, script: str, extra: str = "") -> str:
@@ -157,14 +180,12 @@ def stages(experiment: Experiment, attacks: tuple[str, ...] = ATTACKS, sweep: bo
             if target.name != "p2":
                 result += p2_stages(exp, stage, settings, folder=str(target.checkpoint.parent.relative_to(run.model_dir)),
                                     label=f"P2 {target.name}")
-    result += [stage(f"DP-SGD eps={dp.target_eps:g}", "baselines", [dp_sgd.model_path(run, dp.target_eps)],
-                     [run.partition_path], {"fl": exp.fl.constants(), "dp": dp.as_dict()},
-                     lambda dp=dp: dp_sgd.train_dp_model(run, exp.fl, dp))
-               for dp in exp.baselines.dp_settings()]
+    result += dp_sgd_stages(exp, stage)
+    result += competitor_stages(exp, stage)
     all_targets = targets(exp) + ([target for _, target in sweep_points(exp) if target.name != "p2"] if sweep else [])
     if "gradient" in attacks:
         result += [stage(f"gradient attack on {target.name}", "gradient", [run.score_path("gradient", target.name)],
-                         [target.checkpoint, run.partition_path],
+                         [target.checkpoint, *target.inputs, run.partition_path],
                          {"gradient": exp.gradient.constants(), "defense": target.describe()},
                          lambda t=target: gradient_attack_stage.attack_target(run, exp.gradient, t),
                          target=target.name)
@@ -172,6 +193,73 @@ def stages(experiment: Experiment, attacks: tuple[str, ...] = ATTACKS, sweep: bo
     result += _shadow_stages(exp, attacks, all_targets, stage)
     result += _reference_stages(exp, attacks, all_targets, stage)
     return result
+
+
+def dp_sgd_stages(exp: Experiment, stage) -> list[Stage]:
+    """Per target eps: every candidate of the DP-SGD search (cached one by one), the search's record, then the
+    model with the chosen recipe (other_attack_and_defend/dp_tuning.py)."""
+    run, result, clients = exp.run, [], exp.partition.clients
+    for search in exp.baselines.dp_searches():
+        eps = f"{search.target_eps:g}"
+        candidates = search.grid()
+        paths = [dp_tuning.candidate_path(run, search.target_eps, candidate) for candidate in candidates]
+        result += [stage(f"DP-SGD eps={eps} candidate {candidate.name}", "baselines", [path], [run.partition_path],
+                         {"fl": exp.fl.constants(), "dp_search": search.split_constants(),
+                          "candidate": candidate.as_dict()},
+                         lambda search=search, candidate=candidate: dp_tuning.evaluate_candidate(run, exp.fl, search,
+                                                                                                 candidate))
+                   for candidate, path in zip(candidates, paths)]
+        result.append(stage(f"DP-SGD eps={eps} search", "baselines", [dp_tuning.search_path(run, search.target_eps)],
+                            paths, {"fl": exp.fl.constants(), "dp_search": search.split_constants(),
+                                    "grid": [candidate.as_dict() for candidate in candidates]},
+                            lambda search=search: dp_tuning.write_search(run, exp.fl, search)))
+        result.append(stage(f"DP-SGD eps={eps}", "baselines",
+                            [dp_sgd.model_path(run, search.target_eps),
+                             *server_attacks.last_round_paths(run, dp_tuning.model_name(search.target_eps), clients)],
+                            [run.partition_path, dp_tuning.search_path(run, search.target_eps)],
+                            {"fl": exp.fl.constants(), "dp": {"target_eps": search.target_eps,
+                                                              "delta_factor": search.delta_factor}},
+                            lambda search=search: dp_tuning.train_tuned(run, exp.fl, search)))
+    return result
+
+
+def competitor_stages(exp: Experiment, stage) -> list[Stage]:
+    """HAMP, MemGuard's defender classifier, RelaxLoss, AdvReg and DP-FedAvg: one stage per trained model (per
+    strength), each made from the FL recipe, its own constants and the partition (MemGuard: the FL model)."""
+    run, fl = exp.run, exp.fl
+
+    def made(path, name):  # a trained model and what the server received in its last round
+        return [path, *server_attacks.last_round_paths(run, name, exp.partition.clients)]
+
+    result = [stage(f"HAMP {point.name}", "baselines", made(hamp.model_path(run, point.name), point.name),
+                    [run.partition_path],
+                    {"fl": fl.constants(), "hamp": point.constants()},
+                    lambda point=point: hamp.train_hamp(run, fl, point))
+              for point in exp.hamp.points()]
+    result.append(stage("MemGuard defender classifier", "baselines", [memguard.classifier_path(run)],
+                        [run.fl_final_path, run.partition_path], {"memguard": exp.memguard.classifier_constants()},
+                        lambda: memguard.write_classifier(run, exp.memguard)))
+    result += [stage(f"RelaxLoss {point.name}", "baselines", made(relaxloss.model_path(run, point.name), point.name),
+                     [run.partition_path], {"fl": fl.constants(), "relaxloss": point.constants()},
+                     lambda point=point: relaxloss.train_relaxloss(run, fl, point))
+               for point in exp.relaxloss.points()]
+    result += [stage(f"AdvReg {point.name}", "baselines", made(advreg.model_path(run, point.name), point.name),
+                     [run.partition_path],
+                     {"fl": fl.constants(), "advreg": point.constants()},
+                     lambda point=point: advreg.train_advreg(run, fl, point))
+               for point in exp.advreg.points()]
+    result += [stage(f"DP-FedAvg eps={point.target_eps:g}", "baselines",
+                     made(dp_fedavg.model_path(run, point.target_eps), point.name), [run.partition_path], {"fl": fl.constants(), "dp_fedavg": point.constants()},
+                     lambda point=point: dp_fedavg.train_dp_fedavg(run, fl, point))
+               for point in exp.dp_fedavg.points()]
+    return result
+
+
+def trained_defenses(exp: Experiment) -> list[str]:
+    """The defenses whose training changes what the FL server receives (the server attacks them too)."""
+    return ([dp_tuning.model_name(search.target_eps) for search in exp.baselines.dp_searches()]
+            + [point.name for point in (*exp.hamp.points(), *exp.relaxloss.points(), *exp.advreg.points(),
+                                        *exp.dp_fedavg.points())])
 
 
 def p2_stages(exp: Experiment, stage, settings: P2Settings, folder: str = "p2", label: str = "P2") -> list[Stage]:
@@ -219,7 +307,7 @@ def _shadow_stages(exp: Experiment, attacks, all_targets: list[Target], stage) -
         result.append(stage(f"{attack} shadow models", attack, shadows, [run.partition_path], recipe,
                             lambda settings=settings, prepare=prepare: prepare(run, settings, exp.fl)))
         result += [stage(f"{attack} attack on {target.name}", attack, [run.score_path(attack, target.name)],
-                         [target.checkpoint, run.partition_path, *shadows],
+                         [target.checkpoint, *target.inputs, run.partition_path, *shadows],
                          {attack: settings.attack_constants(), "defense": target.describe()},
                          lambda t=target, settings=settings, attack_one=attack_one: attack_one(run, settings, t),
                          target=target.name)
@@ -231,7 +319,7 @@ def _shadow_stages(exp: Experiment, attacks, all_targets: list[Target], stage) -
                                 lambda attack=attack: shadow_attacks.make_p2_aware_shadows(run, attack, exp.fl, exp.p2)))
             result += [stage(f"{attack}_{P2_AWARE} attack on {target.name}", attack,
                              [run.score_path(f"{attack}_{P2_AWARE}", target.name)],
-                             [target.checkpoint, run.partition_path, shadows[0], *aware],
+                             [target.checkpoint, *target.inputs, run.partition_path, shadows[0], *aware],
                              {attack: settings.attack_constants(), "defense": target.describe()},
                              lambda t=target, settings=settings, attack_one=attack_one: attack_one(run, settings, t,
                                                                                                    P2_AWARE),
@@ -265,6 +353,12 @@ def _reference_stages(exp: Experiment, attacks, all_targets: list[Target], stage
                                                                             settings.num_reference)],
                             {"attacks": list(server_attacks.ATTACKS)},
                             lambda: server_attacks.write(run, files_p2, exp.p2, exp.fl.rounds, settings.num_reference)))
+        references = [reference_attacks.reference_path(run, k) for k in range(settings.num_reference)]
+        result += [stage(f"server attacks on {name}", "reference", [server_attacks.defense_output_path(run, name)],
+                         [run.partition_path, *server_attacks.last_round_paths(run, name, exp.partition.clients),
+                          *references], {"attacks": list(server_attacks.DEFENSE_ATTACKS)},
+                         lambda name=name: server_attacks.write_defense(run, name, settings.num_reference))
+                   for name in trained_defenses(exp)]
     if settings.p2_aware and any(attack != "gap" for attack in chosen):
         aware = [reference_attacks.reference_path(run, k, P2_AWARE) for k in range(settings.num_reference)]
         result += [stage(f"P2-aware reference model {k}", "reference", [aware[k]],
@@ -294,7 +388,7 @@ def _reference_stages(exp: Experiment, attacks, all_targets: list[Target], stage
             inputs = [run.partition_path] + ([] if attack == "gap" else models)
             name = f"{attack}_{variant}" if variant else attack
             result += [stage(f"{name} attack on {target.name}", "reference", [run.score_path(name, target.name)],
-                             [target.checkpoint, *inputs],
+                             [target.checkpoint, *target.inputs, *inputs],
                              {attack: reference_attacks.attack_settings(attack, settings),
                               "defense": target.describe()},
                              lambda t=target, action=action, v=variant: action(t, v), target=target.name)

@@ -11,6 +11,7 @@ CLIENT_SIZE = None          # training rows per client
 TEST_SIZE = 5000            # rows for test accuracy
 EVAL_SIZE = 2000            # evaluation members, and as many non-members
 KNOWN_SIZE = 1000           # members and non-members the supervised attacker knows
+DEFENSE_REFERENCE_SIZE = 200  # non-member rows per client for AdvReg and MemGuard's defender: from the non-member writers' rows, like every non-member role
 SHADOW_POOL_SIZE = None     # cap on the shadow/reference pool; None: every row left over
 DIRICHLET_ALPHA = None      # PARTITION = "dirichlet": concentration of class shares (e.g. 0.5)
 MIN_CLIENT_SIZE = None      # PARTITION = "dirichlet": redraw until every client has this many rows

@@ -10,6 +10,7 @@ CLIENT_SIZE = 150           # training rows per client
 TEST_SIZE = 1000            # rows for test accuracy
 EVAL_SIZE = 500             # evaluation members, and as many non-members
 KNOWN_SIZE = 500            # members and non-members the supervised attacker knows
+DEFENSE_REFERENCE_SIZE = 50  # non-member rows per client for AdvReg and MemGuard's defender: only 5,010 rows: 500 of the 1,510 left over, the pool keeps 1,010 (ML-Leaks' shadow shrank to fit)
 SHADOW_POOL_SIZE = None     # cap on the shadow/reference pool; None: every row left over
 DIRICHLET_ALPHA = None      # PARTITION = "dirichlet": concentration of class shares (e.g. 0.5)
 MIN_CLIENT_SIZE = None      # PARTITION = "dirichlet": redraw until every client has this many rows

@@ -12,6 +12,7 @@ CLIENT_SIZE = 2000          # training rows per client
 TEST_SIZE = 10000           # rows for test accuracy
 EVAL_SIZE = 2000            # evaluation members, and as many non-members
 KNOWN_SIZE = 1000           # members and non-members the supervised attacker knows
+DEFENSE_REFERENCE_SIZE = 1000  # non-member rows per client for AdvReg and MemGuard's defender: the pool is capped at 40,000 rows anyway: plenty left
 SHADOW_POOL_SIZE = 40000    # cap on the shadow/reference pool; None: every row left over
 DIRICHLET_ALPHA = None      # PARTITION = "dirichlet": concentration of class shares (e.g. 0.5)
 MIN_CLIENT_SIZE = None      # PARTITION = "dirichlet": redraw until every client has this many rows

@@ -9,6 +9,10 @@ stacks. Each model keeps its own optimizer state and its own minibatch order: mo
 its own generator exactly as `training.minibatches` draws them in the one-model loop, so the result equals
 training the models one after another, up to float summation order. Models may hold different numbers
 of examples: a model whose epoch has fewer batches sits out the remaining steps untouched.
+
+A loss is per example (`per_example_loss`, reduced by the recipe's mean or sum), or, where a defense's rule
+looks at each model's whole batch (RelaxLoss compares each batch's mean loss with a target level),
+`batch_loss(outputs, targets, weight, epoch)`, which maps the stacked batch to one loss per model.
 """
 import math
 from collections.abc import Callable
@@ -41,6 +45,7 @@ class Recipe:
 
 
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8
+BatchLoss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, int], torch.Tensor]
 
 
 def cross_entropy(outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -50,9 +55,14 @@ def cross_entropy(outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 def train_stacked(module: nn.Module, states: list[dict], inputs: list[torch.Tensor], targets: list[torch.Tensor],
                   recipe: Recipe, generators: list[torch.Generator],
                   per_example_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = cross_entropy,
-                  trainable: Callable[[str], bool] = lambda name: True) -> list[dict]:
+                  trainable: Callable[[str], bool] = lambda name: True,
+                  batch_loss: BatchLoss | None = None) -> list[dict]:
     """Train len(states) copies of `module`, copy m from states[m] on (inputs[m], targets[m]) with
-    generators[m]; parameters for which `trainable(name)` is False stay fixed. Returns the new states."""
+    generators[m]; parameters for which `trainable(name)` is False stay fixed. Returns the new states.
+
+    `batch_loss(outputs (M, B, C), targets (M, B, ...), weight (M, B), epoch)` -> (M,), when given, replaces
+    `per_example_loss` and the recipe's reduction: weight[m, i] is 1 for model m's real examples and 0 for
+    padding (a model whose epoch ran out of batches has none), `epoch` the recipe's epoch (from 0)."""
     count = len(states)
     if not count == len(inputs) == len(targets) == len(generators):
         raise ValueError("train_stacked needs one state, dataset and generator per model")
@@ -65,7 +75,7 @@ def train_stacked(module: nn.Module, states: list[dict], inputs: list[torch.Tens
         stacked[name].requires_grad_(True)
     sizes = [len(x) for x in inputs]
     x_all, y_all = _padded(inputs).to(device), _padded(targets).to(device)
-    optimizer = _StackedOptimizer(recipe, [stacked[name] for name in learn], count)
+    optimizer = StackedOptimizer(recipe, [stacked[name] for name in learn], count)
 
     def forward(parameters, x):
         return functional_call(module, parameters, (x,))
@@ -89,10 +99,14 @@ def train_stacked(module: nn.Module, states: list[dict], inputs: list[torch.Tens
                 outputs = forward({name: tensor[0] for name, tensor in stacked.items()}, batch[0]).unsqueeze(0)
             else:
                 outputs = vmap(forward)(stacked, batch)
-            losses = per_example_loss(outputs.flatten(0, 1), y_all[rows, index].flatten(0, 1)).view(count, -1)
-            per_model = (losses * weight).sum(1)
-            if recipe.reduction == "mean":
-                per_model = per_model / weight.sum(1).clamp_min(1)
+            batch_targets = y_all[rows, index]
+            if batch_loss is not None:
+                per_model = batch_loss(outputs, batch_targets, weight, epoch) * active
+            else:
+                losses = per_example_loss(outputs.flatten(0, 1), batch_targets.flatten(0, 1)).view(count, -1)
+                per_model = (losses * weight).sum(1)
+                if recipe.reduction == "mean":
+                    per_model = per_model / weight.sum(1).clamp_min(1)
             gradients = torch.autograd.grad(per_model.sum(), [stacked[name] for name in learn])
             optimizer.step(gradients, lr, active)
     return [{name: tensor[m].detach().cpu().clone() for name, tensor in stacked.items()} for m in range(count)]
@@ -107,7 +121,7 @@ def _padded(tensors: list[torch.Tensor]) -> torch.Tensor:
     return result
 
 
-class _StackedOptimizer:
+class StackedOptimizer:
     """torch.optim.SGD (momentum, no dampening) or Adam (PyTorch's defaults), applied to (M, ...) stacks with
     the same operations in the same order. When every model takes the step (the usual case), the update is
     PyTorch's own in-place sequence; a model that is not `active` keeps its parameters and state."""

@@ -1,11 +1,11 @@
 """ML-Leaks (Salem et al. 2019) on the Location models: one shadow model of the target architecture trained on
-SHADOW_IN rows of the shadow pool, SHADOW_OUT more held out; an attack MLP 2-ATTACK_HIDDEN-2 on the sorted
+SHADOW_IN rows of the shadow pool (1,010 rows), SHADOW_OUT more held out; an attack MLP 2-ATTACK_HIDDEN-2 on the sorted
 top-3 released probabilities; the threshold with the best balanced accuracy on the shadow's own in/out rows.
 Shadow recipe: the original's. The attack MLP's training differs from the original's
 (SGD lr 0.0035 for 3 epochs, which barely trains it): docs/NOTES.md §7.3."""
 
-SHADOW_IN = 700               # SHADOW_IN + SHADOW_OUT must fit the shadow pool
-SHADOW_OUT = 700
+SHADOW_IN = 500               # SHADOW_IN + SHADOW_OUT must fit the shadow pool: 700 + 700 until the defenses'
+SHADOW_OUT = 500              # reference rows (500 of Location's 5,010) left a pool of 1,010 rows
 TRAINING = "central"            # "central": the SHADOW_* recipe below; "fl": the target's FedAvg recipe
 P2_AWARE = True                 # also attack P2 models with a shadow that ran the target's P2 round
 SHADOW_OPTIMIZER = "adam"

@@ -1,7 +1,8 @@
 """DP-SGD inside every client of FedAvg: sample-level (eps, delta)-DP of each client's data.
 
-The FL recipe is the undefended model's (same architecture, rounds, local epochs, batch size,
-learning rate unless DP_LR overrides it, same initial weights); only the local update changes. Each
+The FL recipe is the undefended model's (same architecture, rounds, batch size, same initial weights); the
+learning rate, clipping norm, local epochs and momentum are tuned per target eps on a validation split of the
+clients' data (dp_tuning.py); only the local update changes. Each
 local step is the step Opacus (DPOptimizer, loss_reduction="mean") and torch.optim.SGD take, with the
 same random draws for the same seed (tests/test_defenses.py compares the two):
 - Poisson sampling: each local step takes every client example independently with probability
@@ -45,7 +46,6 @@ from tqdm import tqdm
 from FL_model_generation.fedavg import fedavg, initial_state
 from FL_model_generation.models import accuracy, build_model, load_state
 from FL_model_generation.training import FLSettings
-from toolkit.checkpoints import save_checkpoint
 from toolkit.errors import P2Error
 from toolkit.run import Run
 from toolkit.seeding import torch_generator
@@ -59,8 +59,8 @@ ALPHAS = tuple([1 + x / 10.0 for x in range(1, 100)] + list(range(12, 64)) + [80
 
 @dataclass(frozen=True)
 class DPSettings:
-    """One DP-SGD model (checked where its constants are, in BaselineDefenseSettings): the target eps for
-    the whole training, how delta is set, the clipping norm, and the learning rate (None: the FL one)."""
+    """One DP-SGD model: the target eps for the whole training, how delta is set, the clipping norm, and the
+    learning rate (None: the FL one). dp_tuning.Candidate makes them from a tuned recipe."""
     target_eps: float
     delta_factor: float
     max_grad_norm: float
@@ -458,15 +458,19 @@ def opacus_local_update(client: DPClient, state_dict: dict, features: torch.Tens
 
 def dp_federated_training(data: list[tuple[torch.Tensor, torch.Tensor]], fl: FLSettings, seed: int,
                           clients: list[DPClient], test_data: tuple[torch.Tensor, torch.Tensor] | None = None,
-                          description: str = "DP-SGD") -> dict:
+                          description: str = "DP-SGD", on_round=None) -> dict:
     """FedAvg as FL_model_generation.fedavg.federated_training runs it (the same initial weights, per
     round and client generators, sample-weighted mean), with each round's local updates done by
-    local_round for all clients together; returns the final global state dict."""
+    local_round for all clients together; returns the final global state dict. `on_round(round, global
+    state, client states)` sees every round's models."""
     global_state = initial_state(fl.architecture, seed)
     sizes = [len(labels) for _, labels in data]
     for round_index in tqdm(range(1, fl.rounds + 1), desc=description, unit="round", leave=False):
         generators = [torch_generator(seed, "fedavg", round_index, client) for client in range(len(data))]
-        global_state = fedavg(local_round(global_state, data, clients, fl, generators), sizes)
+        client_states = local_round(global_state, data, clients, fl, generators)
+        global_state = fedavg(client_states, sizes)
+        if on_round is not None:
+            on_round(round_index, global_state, client_states)
         if test_data is not None:
             model = load_state(build_model(fl.architecture), global_state, "the global model")
             log.info("%s round %d/%d: test accuracy %.4f", description, round_index, fl.rounds,
@@ -479,30 +483,5 @@ def checkpoint_meta(run: Run, fl: FLSettings, dp: DPSettings, clients: list[DPCl
     return {"dataset": run.dataset, "architecture": fl.architecture, "round": fl.rounds, "seed": run.seed,
             "quick": run.quick, "role": target_name(dp.target_eps),
             "settings": {"fl": fl.constants(), "dp": dp.as_dict()},
-            "target_eps": dp.target_eps, "accountant": ACCOUNTANT, "alphas": list(ALPHAS),
+            "target_eps": dp.target_eps, "accountant": ACCOUNTANT, "alphas": list(ALPHAS), "dp_level": "example",
             "eps": max(s["eps"] for s in spent), "delta": max(s["delta"] for s in spent), "clients": spent}
-
-
-def train_dp_model(run: Run, fl: FLSettings, dp: DPSettings) -> dict:
-    """FedAvg with DP-SGD in every client; writes the final global model; returns its meta.
-
-    `fl` and `dp` are the settings to use as given (already quick-reduced where wanted)."""
-    from data_partitioning import load_partition, tensors
-    from data_preprocessing import load_dataset
-
-    check_compatible(build_model(fl.architecture))
-    dataset = load_dataset(run.dataset, run.data_dir)
-    partition = load_partition(run)
-    data = [tensors(dataset, rows) for rows in partition.clients]
-    noise = {size: noise_multiplier_for(dp, fl, size) for size in sorted({len(rows) for rows in partition.clients})}
-    clients = [DPClient(dp, noise[len(rows)], len(rows), fl.batch_size) for rows in partition.clients]
-    log.info("DP-SGD eps=%g: noise multiplier %.4f, sample rate %.4f, %d steps per client, delta %.2e",
-             dp.target_eps, clients[0].noise_multiplier, clients[0].sample_rate,
-             total_steps(fl, len(partition.clients[0])), dp.delta(len(partition.clients[0])))
-    final_state = dp_federated_training(data, fl, run.seed, clients, test_data=tensors(dataset, partition.test),
-                                        description=f"DP-SGD eps={dp.target_eps:g} {run.dataset}")
-    meta = checkpoint_meta(run, fl, dp, clients)
-    save_checkpoint(model_path(run, dp.target_eps), final_state, meta)
-    log.info("DP-SGD model written to %s: spent eps %.3f (target %g), delta %.2e", model_path(run, dp.target_eps),
-             meta["eps"], dp.target_eps, meta["delta"])
-    return meta

@@ -14,6 +14,14 @@ members are that client's training rows, non-members the evaluation non-members.
 Each attack is scored per client without any threshold (AUC, TPR at 1% and 0.1% FPR), and reported as the
 mean and standard deviation over clients with the per-client list. Output:
 results/<dataset>/<run>/server_attacks.json.
+
+The trained defenses (HAMP, RelaxLoss, AdvReg, DP-SGD, DP-FedAvg) change what the server receives, so the
+server attacks their clients too: local_model, local_model_loss and round_difference on each client's model
+of the defended training's last round (model/<dataset>/<run>/<name>/last_round/), written to
+results/<dataset>/<run>/server_attacks/<name>.json and reported as "<attack>@<name>". The release-time defenses
+(output noise, top-k, MemGuard, HAMP's output modification) leave the server the FL model's view. Under
+DP-FedAvg the server is trusted: it receives each client's update before clipping and noise, so its view is
+not protected by the client-level guarantee.
 """
 import logging
 
@@ -27,13 +35,14 @@ from FL_model_generation.fl_stage import load_model
 from FL_model_generation.models import predict_logits
 from other_attack_and_defend.metric_attacks import log_true_probability, logit_confidence
 from other_attack_and_defend.reference_attacks import lira_offline, reference_path
-from toolkit.checkpoints import save_json
+from toolkit.checkpoints import save_checkpoint, save_json
 from toolkit.run import Run
 from toolkit.scoring import threshold_free_metrics
 
 log = logging.getLogger(__name__)
 
 ATTACKS = ("local_model", "local_model_loss", "p2_model", "p2_model_loss", "p2_difference", "round_difference")
+DEFENSE_ATTACKS = ("local_model", "local_model_loss", "round_difference")
 
 
 def output_path(run: Run):
@@ -104,3 +113,76 @@ def _lira(probabilities: np.ndarray, labels: torch.Tensor, reference_signal: np.
 
 def write(run: Run, files: P2Files, p2_settings, fl_rounds: int, num_reference: int) -> None:
     save_json(output_path(run), attack_clients(run, files, p2_settings, fl_rounds, num_reference))
+
+
+# ---------------------------------------------------------------- the trained defenses' last round
+
+def last_round_folder(run: Run, name: str):
+    return run.model_dir / name / "last_round"
+
+
+def last_round_paths(run: Run, name: str, clients: int) -> list:
+    """The global model the last round started from, then every client's model of that round."""
+    folder = last_round_folder(run, name)
+    return [folder / "global_before.pt"] + [folder / f"client{client:03d}.pt" for client in range(clients)]
+
+
+def save_last_round(run: Run, name: str, global_before: dict, client_states: list[dict], meta: dict) -> None:
+    """What the server received in a defended training's last round."""
+    paths = last_round_paths(run, name, len(client_states))
+    save_checkpoint(paths[0], global_before, {**meta, "role": f"{name} global before the last round"})
+    for client, (path, state) in enumerate(zip(paths[1:], client_states)):
+        save_checkpoint(path, state, {**meta, "role": f"{name} client{client} last round"})
+
+
+def defense_output_path(run: Run, name: str):
+    return run.results_dir / "server_attacks" / f"{name}.json"
+
+
+def attack_defense_clients(run: Run, name: str, num_reference: int) -> dict:
+    """local_model, local_model_loss and round_difference against every client of the defended training `name`."""
+    dataset, partition = load_dataset(run.dataset, run.data_dir), load_partition(run)
+    references = [load_model(reference_path(run, k), run)[0] for k in range(num_reference)]
+    outsiders = tensors(dataset, partition.eval_nonmembers)
+    paths = last_round_paths(run, name, len(partition.clients))
+    before, _ = load_model(paths[0], run)
+    per_client = {attack: [] for attack in DEFENSE_ATTACKS}
+    for client, rows in enumerate(partition.clients):
+        members = tensors(dataset, rows)
+        features = torch.cat([members[0], outsiders[0]])
+        labels = torch.cat([members[1], outsiders[1]])
+        is_member = np.arange(len(labels)) < len(rows)
+        reference_signal = np.stack([logit_confidence(_probabilities(m, features), labels) for m in references], 1)
+        local_p = _probabilities(load_model(paths[1 + client], run)[0], features)
+        scores = {"local_model": _lira(local_p, labels, reference_signal),
+                  "local_model_loss": log_true_probability(local_p, labels),
+                  "round_difference": (log_true_probability(local_p, labels)
+                                       - log_true_probability(_probabilities(before, features), labels))}
+        for attack, values in scores.items():
+            per_client[attack].append(threshold_free_metrics(values, is_member))
+    result = {}
+    for attack, values in per_client.items():
+        metrics = values[0].keys()
+        result[attack] = {**{metric: float(np.mean([v[metric] for v in values])) for metric in metrics},
+                          "std_over_clients": {metric: float(np.std([v[metric] for v in values])) for metric in metrics},
+                          "per_client": values}
+        log.info("server attack %s on %s: AUC %.4f ± %.4f over %d clients", attack, name, result[attack]["auc"],
+                 result[attack]["std_over_clients"]["auc"], len(values))
+    return result
+
+
+def write_defense(run: Run, name: str, num_reference: int) -> None:
+    save_json(defense_output_path(run, name), attack_defense_clients(run, name, num_reference))
+
+
+def with_defenses(run: Run, server: dict | None, names: list[str]) -> dict | None:
+    """The run's server attacks plus, as "<attack>@<name>", those on every defended training that has them."""
+    from toolkit.checkpoints import load_json
+
+    merged = dict(server or {})
+    for name in names:
+        path = defense_output_path(run, name)
+        if path.is_file():
+            merged.update({f"{attack}@{name}": result for attack, result in load_json(path).items()})
+    return merged or None
+

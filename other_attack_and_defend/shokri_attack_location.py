@@ -1,5 +1,5 @@
 """Shokri et al. (2017) shadow-model attack on the Location models: NUM_SHADOWS shadow models of the target
-architecture, each on SHADOW_SIZE rows of the shadow pool (1,510 rows), half in, half out; attack MLPs
+architecture, each on SHADOW_SIZE rows of the shadow pool (1,010 rows), half in, half out; attack MLPs
 2-ATTACK_HIDDEN-2 on the sorted top-3 released probabilities, one per shadow (or per shadow and class with
 PER_CLASS), combined by majority vote. Shadow recipe: the original's for tabular data;
 the attack MLPs' training, not published by the original: docs/NOTES.md §7.3."""

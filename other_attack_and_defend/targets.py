@@ -50,6 +50,12 @@ class Target:
         """The defense's parameters (recorded with attack results); None for an unmodified release."""
         return None
 
+    @property
+    def inputs(self) -> tuple[Path, ...]:
+        """Files the release reads besides the checkpoint (MemGuard's defender classifier): every attack stage on
+        this target lists them as inputs, so it reruns when they change."""
+        return ()
+
 
 def base_targets(run: Run) -> list[Target]:
     """The undefended FL model and the P2-protected model."""
@@ -58,7 +64,8 @@ def base_targets(run: Run) -> list[Target]:
 
 def target_utility(run: Run, target: Target) -> dict:
     """Train and test accuracy of the labels the target RELEASES (argmax of its released scores), plus
-    "eps" and "delta" when the checkpoint records a privacy budget actually spent (DP-SGD models)."""
+    "eps", "delta" and "dp_level" ("example" for DP-SGD, "client" for DP-FedAvg) when the checkpoint records a
+    privacy budget actually spent."""
     from data_partitioning import load_partition, tensors
     from data_preprocessing import load_dataset
     from FL_model_generation.fl_stage import load_model
@@ -75,4 +82,6 @@ def target_utility(run: Run, target: Target) -> dict:
 
     utility = {"train_acc": released_accuracy(partition.members), "test_acc": released_accuracy(partition.test)}
     utility.update({key: float(meta[key]) for key in ("eps", "delta") if key in meta})
+    if "eps" in meta:
+        utility["dp_level"] = meta.get("dp_level", "example")  # DP-FedAvg: "client"; DP-SGD: one example
     return utility

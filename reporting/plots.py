@@ -125,7 +125,7 @@ def _histogram_figure(title: str, panels: list[tuple[str, np.ndarray, np.ndarray
             ax.axvline(threshold, color="black", ls="--", lw=1, label="threshold")
         note = "" if len(np.unique(scores)) <= DISCRETE_LEVELS else "\n(tails clipped to the 0.5-99.5th percentiles)"
         ax.set(title=model, ylabel="fraction of examples", xlabel=f"membership score (higher = member){note}")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper right")
         ax.grid(alpha=0.3)
     for ax in axes[len(panels):]:
         ax.set_visible(False)

@@ -3,17 +3,27 @@ attack's AUC (left) and against the strongest attack's TPR at 1% FPR (right).
 
 "Strongest" is taken per model and per metric: the largest value over every attack run against that
 model (attacks that skip a model, e.g. the white-box attack on a top-k release, do not count for it).
-One point per defense, the DP-SGD sweep (models named dp_eps<E>) as one line in order of eps; error
+One point per model; the models of one defense with a strength setting (DP-SGD's and DP-FedAvg's eps,
+HAMP's gamma, MemGuard's budget, RelaxLoss' alpha, AdvReg's lambda: defense_suite.family) are one line in
+order of strength, each defense in its own colour and marker, each point labelled with its strength; error
 bars where the summary holds a std over seeds. Up and to the left is better.
 """
 import math
 from pathlib import Path
 
+from other_attack_and_defend.defense_suite import family
 from toolkit.checkpoints import save_figure
 
 PANELS = (("auc", "AUC of the strongest attack", 0.5), ("tpr_at_1pct_fpr", "TPR at 1% FPR of the strongest attack", 0.01))
 STYLE = {"fl": ("no defense", "black", "o"), "p2": ("P2", "tab:red", "*"),
          "output_noise": ("output noise (not DP)", "tab:blue", "s")}
+# defenses drawn as a line over their strengths: (legend label, colour, marker, how a point's strength reads)
+FAMILY_STYLE = {"dp_sgd": ("DP-SGD (example-level, tuned)", "tab:purple", "o", "ε={:g}"),
+                "dp_fedavg": ("DP-FedAvg (client-level)", "tab:brown", "v", "ε={:g}"),
+                "hamp": ("HAMP", "tab:orange", "D", "γ={:g}"),
+                "memguard": ("MemGuard", "tab:cyan", "P", "L1≤{:g}"),
+                "relaxloss": ("RelaxLoss", "tab:olive", "X", "α={:g}"),
+                "advreg": ("AdvReg", "tab:pink", "h", "λ={:g}")}
 
 
 def display_name(model: str) -> tuple[str, str, str]:
@@ -59,7 +69,9 @@ def tradeoff_points(summary: dict) -> list[dict]:
         if "test_acc" not in utility:
             continue
         accuracy, accuracy_std = mean_and_std(summary, "models", model, "test_acc")
-        row = {"model": model, "test_acc": accuracy, "test_acc_std": accuracy_std, "eps": dp_eps(model)}
+        found = family(model, summary.get("settings"))
+        row = {"model": model, "test_acc": accuracy, "test_acc_std": accuracy_std, "eps": dp_eps(model),
+               "family": found[0] if found else None, "strength": found[1] if found else None}
         for metric, _, _ in PANELS:
             row[metric] = strongest(summary, model, metric)
         points.append(row)
@@ -85,16 +97,20 @@ def write_tradeoff_plot(summary: dict, path: Path) -> Path:
     points = tradeoff_points(summary)
     figure, axes = plt.subplots(1, 2, figsize=(12, 5), constrained_layout=True)
     for axis, (metric, label, chance) in zip(axes, PANELS):
-        dp_rows = sorted((p for p in points if p["eps"] is not None and p[metric]), key=lambda p: p["eps"])
-        if dp_rows:
-            axis.errorbar([p[metric][0] for p in dp_rows], [p["test_acc"] for p in dp_rows],
-                          xerr=[p[metric][1] for p in dp_rows], yerr=[p["test_acc_std"] for p in dp_rows],
-                          color="tab:purple", marker="o", linestyle="-", capsize=3, label="DP-SGD (Opacus)")
-            for p in dp_rows:
-                axis.annotate(f"ε={p['eps']:g}", (p[metric][0], p["test_acc"]), textcoords="offset points",
-                              xytext=(6, -10), fontsize=8, color="tab:purple")
+        for name, (legend, colour, marker, strength) in FAMILY_STYLE.items():
+            rows = sorted((p for p in points if p["family"] == name and p[metric]),
+                          key=lambda p: (p["strength"] is None, p["strength"] or 0.0))
+            if not rows:
+                continue
+            axis.errorbar([p[metric][0] for p in rows], [p["test_acc"] for p in rows],
+                          xerr=[p[metric][1] for p in rows], yerr=[p["test_acc_std"] for p in rows],
+                          color=colour, marker=marker, linestyle="-", capsize=3, label=legend)
+            for p in rows:
+                if p["strength"] is not None:
+                    axis.annotate(strength.format(p["strength"]), (p[metric][0], p["test_acc"]),
+                                  textcoords="offset points", xytext=(6, -10), fontsize=8, color=colour)
         for p in points:
-            if p["eps"] is not None or not p[metric]:
+            if p["family"] is not None or not p[metric]:
                 continue
             name, colour, marker = display_name(p["model"])
             axis.errorbar([p[metric][0]], [p["test_acc"]], xerr=[p[metric][1]], yerr=[p["test_acc_std"]],

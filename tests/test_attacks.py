@@ -332,7 +332,8 @@ def test_too_small_a_pool_is_a_clear_error():
 
 # ---------------------------------------------------------------- the stages end to end
 
-E2E_PARTITION = dict(clients=3, client_size=60, test_size=60, eval_size=90, known_size=30, shadow_pool_size=360)
+E2E_PARTITION = dict(clients=3, client_size=60, test_size=60, eval_size=90, known_size=30, defense_reference_size=20,
+                     shadow_pool_size=360)
 
 
 @pytest.fixture

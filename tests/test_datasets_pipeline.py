@@ -44,15 +44,21 @@ def one_thread():
 
 
 def check_partition(partition, sizes: PartitionSettings | None = None) -> None:
-    """Roles disjoint, clients partition the members, the attacker's members are members."""
+    """Roles disjoint (the defenses' reference rows of every client included), clients partition the members, the
+    attacker's members are members."""
     members = set(partition.members.tolist())
     assert len(members) == len(partition.members)
     client_rows = np.concatenate(partition.clients)
     assert len(set(client_rows.tolist())) == len(client_rows) and set(client_rows.tolist()) == members
     seen = set(members)
+    assert len(partition.defense_reference) == len(partition.clients)
     for role in NON_MEMBER_ROLES:
         rows = set(getattr(partition, role).tolist())
         assert len(rows) == len(getattr(partition, role)) and not rows & seen, role
+        seen |= rows
+    for client, reference in enumerate(partition.defense_reference):  # each client's own non-members
+        rows = set(reference.tolist())
+        assert len(rows) == len(reference) and not rows & seen, f"defense reference of client {client}"
         seen |= rows
     eval_members, known_members = set(partition.eval_members.tolist()), set(partition.known_members.tolist())
     assert eval_members <= members and known_members <= members and not eval_members & known_members
@@ -61,6 +67,7 @@ def check_partition(partition, sizes: PartitionSettings | None = None) -> None:
         assert (len(partition.test), len(partition.eval_nonmembers), len(partition.known_nonmembers)) == \
                (sizes.test_size, sizes.eval_size, sizes.known_size)
         assert (len(partition.eval_members), len(partition.known_members)) == (sizes.eval_size, sizes.known_size)
+        assert [len(rows) for rows in partition.defense_reference] == [sizes.defense_reference_size] * sizes.clients
         if sizes.shadow_pool_size is not None:  # a cap: rows left over beyond it stay unused
             assert len(partition.shadow_pool) <= sizes.shadow_pool_size
 
@@ -69,6 +76,7 @@ def same_partition(first, second) -> bool:
     roles = ("members", "eval_members", "known_members", *NON_MEMBER_ROLES)
     return len(first.clients) == len(second.clients) and \
         all(np.array_equal(a, b) for a, b in zip(first.clients, second.clients)) and \
+        all(np.array_equal(a, b) for a, b in zip(first.defense_reference, second.defense_reference)) and \
         all(np.array_equal(getattr(first, role), getattr(second, role)) for role in roles)
 
 
@@ -110,7 +118,8 @@ def test_femnist_constants_fit_a_leaf_sized_dataset(quick):
 def test_location_constants_leave_a_shadow_pool():
     partition = split_roles(5010, partition_settings("location"), seed=0)
     assert [len(rows) for rows in partition.clients] == [150] * 10
-    assert len(partition.shadow_pool) == 5010 - 1500 - 1000 - 500 - 500
+    assert [len(rows) for rows in partition.defense_reference] == [50] * 10
+    assert len(partition.shadow_pool) == 5010 - 1500 - 1000 - 500 - 500 - 500
 
 
 # ---------------------------------------------------------------- IID
@@ -118,7 +127,7 @@ def test_location_constants_leave_a_shadow_pool():
 
 def test_iid_partition_is_sized_disjoint_and_seeded():
     sizes = partition_settings("adult", clients=4, client_size=50, test_size=100, eval_size=60, known_size=40,
-                               shadow_pool_size=70)
+                               defense_reference_size=10, shadow_pool_size=70)
     partition = split_roles(1000, sizes, seed=1)
     check_partition(partition, sizes)
     assert [len(rows) for rows in partition.clients] == [50] * 4
@@ -129,7 +138,7 @@ def test_iid_partition_is_sized_disjoint_and_seeded():
 def test_iid_partition_too_large_for_the_dataset_is_refused():
     with pytest.raises(P2Error, match="the dataset has 500 rows"):
         split_roles(500, partition_settings("adult", clients=4, client_size=100, test_size=100, eval_size=20,
-                                            known_size=20), seed=0)
+                                            known_size=20, defense_reference_size=5), seed=0)
 
 
 # ---------------------------------------------------------------- Dirichlet
@@ -137,7 +146,7 @@ def test_iid_partition_too_large_for_the_dataset_is_refused():
 
 def dirichlet(alpha: float, **overrides) -> PartitionSettings:
     values = dict(clients=5, client_size=400, test_size=500, eval_size=200, known_size=100, partition="dirichlet",
-                  dirichlet_alpha=alpha, min_client_size=10)
+                  dirichlet_alpha=alpha, min_client_size=10, defense_reference_size=20)
     values.update(overrides)
     return partition_settings("mnist", **values)
 
@@ -152,7 +161,7 @@ def test_dirichlet_partition_deals_the_iid_members_by_label():
     labels = np.random.default_rng(0).integers(0, 10, 5000)
     skewed = split_roles(5000, dirichlet(0.1), seed=3, labels=labels)
     iid = split_roles(5000, partition_settings("mnist", clients=5, client_size=400, test_size=500, eval_size=200,
-                                               known_size=100), seed=3)
+                                               known_size=100, defense_reference_size=20), seed=3)
     check_partition(skewed, dirichlet(0.1))
     assert sum(len(rows) for rows in skewed.clients) == 2000
     assert len({len(rows) for rows in skewed.clients}) > 1  # sizes vary around client_size
@@ -161,6 +170,7 @@ def test_dirichlet_partition_deals_the_iid_members_by_label():
     assert set(skewed.members.tolist()) == set(iid.members.tolist())
     for role in ("eval_members", "known_members", *NON_MEMBER_ROLES):
         assert np.array_equal(getattr(skewed, role), getattr(iid, role)), role
+    assert all(np.array_equal(a, b) for a, b in zip(skewed.defense_reference, iid.defense_reference))
     assert classes_per_client(skewed, labels) < 6 < classes_per_client(iid, labels)
     assert classes_per_client(split_roles(5000, dirichlet(1000.0), seed=3, labels=labels), labels) > 9
 
@@ -187,7 +197,8 @@ def test_impossible_dirichlet_partition_is_refused(alpha, changes, labels, probl
 
 
 def writer_sizes(**overrides) -> PartitionSettings:
-    values = dict(clients=4, client_size=None, writers_per_client=3, test_size=200, eval_size=50, known_size=50)
+    values = dict(clients=4, client_size=None, writers_per_client=3, test_size=200, eval_size=50, known_size=50,
+                  defense_reference_size=10)
     values.update(overrides)
     return partition_settings("femnist", **values)
 
@@ -204,7 +215,8 @@ def test_writer_partition_keeps_each_writer_inside_one_client():
         assert len(rows) == np.isin(groups, list(client)).sum()
     for role in NON_MEMBER_ROLES:  # non-members come from the other writers only
         assert not set(groups[getattr(partition, role)].tolist()) & member_writers, role
-    assert len(partition.shadow_pool) == (~np.isin(groups, list(member_writers))).sum() - 300
+    assert not set(groups[partition.all_defense_reference].tolist()) & member_writers
+    assert len(partition.shadow_pool) == (~np.isin(groups, list(member_writers))).sum() - 300 - 40
 
 
 def test_writer_partition_caps_clients_and_is_seeded():
@@ -222,6 +234,7 @@ def test_writer_partition_caps_clients_and_is_seeded():
     (writer_sizes(), None, "needs a writer id per row"),
     (writer_sizes(clients=10, writers_per_client=4), np.repeat(np.arange(40), 30), "has 40 writers"),
     (writer_sizes(test_size=2000), np.repeat(np.arange(40), 30), "non-member writers have 840 rows"),
+    (writer_sizes(defense_reference_size=200), np.repeat(np.arange(40), 30), "DEFENSE_REFERENCE_SIZE|defense reference"),
     (writer_sizes(eval_size=300, known_size=100), np.repeat(np.arange(40), 30), "exceeds the 360 rows"),
 ])
 def test_impossible_writer_partition_is_refused(sizes, groups, problem):
@@ -280,7 +293,8 @@ def test_dirichlet_partition_file_round_trip(folders, monkeypatch):
     loaded = load_partition(run)
     assert same_partition(written, loaded)
     assert len({len(rows) for rows in loaded.clients}) > 1 and sum(len(rows) for rows in loaded.clients) == 600
-    assert len(loaded.shadow_pool) == 2300 - 600 - 400
+    assert len(loaded.shadow_pool) == 2300 - 600 - 400 - 4 * 20
+    assert [len(rows) for rows in loaded.defense_reference] == [20] * 4
     assert classes_per_client(loaded, labels) < 9
     assert load_arrays(run.partition_path)[1]["settings"]["PARTITION"] == "dirichlet"
 
@@ -304,7 +318,7 @@ def test_quick_pipeline_on_mnist_end_to_end(folders, tmp_path, one_thread):
     assert all(runner.staleness(stage) is None for stage in chosen)
     partition = load_partition(run)
     check_partition(partition, partition_settings("mnist", quick=True))
-    assert [len(rows) for rows in partition.clients] == [150] * 3 and len(partition.shadow_pool) == 1200
+    assert [len(rows) for rows in partition.clients] == [150] * 3 and len(partition.shadow_pool) == 2300 - 450 - 600 - 150
     assert run.fl_client_path(2, 2).is_file()
 
     fl_model, _ = fl_stage.load_model(run.fl_final_path, run)

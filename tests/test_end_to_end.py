@@ -39,7 +39,9 @@ def test_every_stage_writes_its_files(first_run):
     root, _ = first_run
     model = root / "a" / "model" / "adult" / "quick_seed0"
     expected = ["partition.npz", "fl/round001/global.pt", "fl/round002/client002.pt", "fl/final.pt",
-                "p2/client000.pt", "p2/client002.pt", "p2/global.pt"]
+                "p2/client000.pt", "p2/client002.pt", "p2/global.pt", "dp_eps1/final.pt", "hamp/final.pt",
+                "memguard/defense_classifier.pt", "relaxloss/final.pt", "advreg/final.pt",
+                "dp_fedavg_eps100/final.pt"]
     assert [name for name in expected if not (model / name).is_file()] == []
     scores = root / "a" / "results" / "adult" / "quick_seed0" / "scores"
     assert (scores / "gradient__fl.npz").is_file() and (scores / "gradient__p2.npz").is_file()
@@ -58,10 +60,12 @@ def test_summary_has_the_documented_keys(first_run):
     assert {"fl", "p2", "gradient"} <= set(summary["settings"])
     assert set(summary["models"]["p2"]["diagnostics"]["members"]) == {"true_prob", "top_prob", "labels_kept",
                                                                       "target_distance"}
+    trained = ("dp_eps1", "dp_eps8", "hamp", "relaxloss", "advreg", "dp_fedavg_eps100")  # what the server sees changes
     assert set(summary["server_attacks"]) == {"local_model", "local_model_loss", "p2_model", "p2_model_loss",
-                                              "p2_difference", "round_difference"}
-    for result in summary["server_attacks"].values():
-        assert len(result["per_client"]) == 3 and {"auc", "tpr_at_1pct_fpr", "tpr_at_0.1pct_fpr"} <= set(result)
+                                              "p2_difference", "round_difference"} | {
+        f"{attack}@{name}" for attack in ("local_model", "local_model_loss", "round_difference") for name in trained}
+    for server in summary["server_attacks"].values():
+        assert len(server["per_client"]) == 3 and {"auc", "tpr_at_1pct_fpr", "tpr_at_0.1pct_fpr"} <= set(server)
     assert summary["timings"]["FedAvg"] > 0 and summary["threads"] >= 1
     assert "AUC / TPR at 1% FPR" in result.stdout and "\np2 " in result.stdout
     # a quick run never touches the full run's dataset-level summary
@@ -85,11 +89,20 @@ def test_every_attack_scores_every_model_it_applies_to(first_run):
     summary = json.loads((root / "a" / "results" / "adult" / "quick_seed0" / "summary.json").read_text())
     assert set(summary["attacks"]) == {"gradient", "shokri", "ml_leaks", "loss", "confidence", "entropy",
                                        "modified_entropy", "gap", "lira", "rmia"}
-    assert {"output_noise", "top1", "dp_eps1", "dp_eps8"} <= set(summary["models"])
-    assert "eps" in summary["models"]["dp_eps1"]
+    # every defense under its own name, in the documented order (the quick preset: one model per defense, DP-SGD
+    # at the smallest and the largest eps, DP-FedAvg at the largest)
+    assert list(summary["models"]) == ["fl", "p2", "output_noise", "top1", "dp_eps1", "dp_eps8", "hamp", "memguard",
+                                       "relaxloss", "advreg", "dp_fedavg_eps100"]
+    assert summary["models"]["dp_eps1"]["dp_level"] == "example" and "eps" in summary["models"]["dp_eps1"]
+    assert summary["models"]["dp_fedavg_eps100"]["dp_level"] == "client"
+    assert summary["models"]["dp_fedavg_eps100"]["eps"] == pytest.approx(100, rel=0.02)
+    assert summary["models"]["memguard"]["test_acc"] == summary["models"]["fl"]["test_acc"]  # labels kept
     for attack, per_model in summary["attacks"].items():
-        expected = set(summary["models"]) - ({"top1"} if attack == "gradient" else set())
+        expected = set(summary["models"]) - ({"top1", "memguard"} if attack == "gradient" else set())
         assert set(per_model) == expected, attack
+    search = json.loads((root / "a" / "results" / "adult" / "quick_seed0" / "dp_tuning" / "dp_eps8.json").read_text())
+    assert len(search["candidates"]) == 2 and search["chosen"]["candidate"] in [c["candidate"] for c in
+                                                                                 search["candidates"]]
     plots = root / "a" / "results" / "adult" / "quick_seed0" / "plots"
     assert (plots / "roc_gradient.png").is_file() and (plots / "roc_strongest.png").is_file()
 

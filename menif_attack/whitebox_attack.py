@@ -1,5 +1,5 @@
-"""The white-box gradient attack of Nasr et al. 2019 (the ML Privacy Meter design, P2_REFERENCE.md
-section 4): per-example gradients of chosen layers, the one-hot label and the loss feed an attack
+"""The white-box gradient attack of Nasr et al. 2019 (the ML Privacy Meter design, docs/NOTES.md
+§4): per-example gradients of chosen layers, the one-hot label and the loss feed an attack
 network trained on examples whose membership the attacker knows.
 
 The epoch kept and the decision threshold are chosen on the attacker's validation split, never on

@@ -83,15 +83,20 @@ def test_same_seed_gives_the_same_summary(first_run):
 def test_every_attack_scores_every_model_it_applies_to(first_run):
     root, _ = first_run
     summary = json.loads((root / "a" / "results" / "adult" / "quick_seed0" / "summary.json").read_text())
-    assert set(summary["attacks"]) == {"gradient", "shokri", "ml_leaks", "loss", "confidence", "entropy",
-                                       "modified_entropy", "gap", "lira", "rmia"}
+    plain = {"gradient", "shokri", "ml_leaks", "loss", "confidence", "entropy", "modified_entropy", "gap", "lira", "rmia"}
+    aware = {f"{attack}_p2aware" for attack in plain - {"gradient", "gap"}}
+    assert set(summary["attacks"]) == plain | aware
     assert {"output_noise", "top1", "dp_eps1", "dp_eps8"} <= set(summary["models"])
     assert "eps" in summary["models"]["dp_eps1"]
     for attack, per_model in summary["attacks"].items():
+        if attack in aware:  # attackers who know P2 attack the P2 model
+            assert set(per_model) == {"p2"}, attack
+            continue
         expected = set(summary["models"]) - ({"top1"} if attack == "gradient" else set())
         assert set(per_model) == expected, attack
     plots = root / "a" / "results" / "adult" / "quick_seed0" / "plots"
     assert (plots / "roc_gradient.png").is_file() and (plots / "roc_strongest.png").is_file()
+    assert (plots / "diagnostics.png").is_file()
 
 
 def test_up_to_date_stages_are_skipped(first_run):

@@ -51,11 +51,13 @@ def run_experiment(run: Run, attacks: tuple[str, ...], force: bool, threads: int
     result = summary.collect(run, made_from, released, attack_names(experiment, attacks),
                              {name: seconds for name, seconds in timings.items() if seconds is not None}, threads,
                              diagnostics=checks, server_attacks=server)
+    unchanged = summary.same_results(run.results_dir / "summary.json", result)
     summary.save(run.results_dir / "summary.json", result)
     if run.quick:
         metrics_table.save(metrics_table.long_form(result), run.results_dir / "metrics.csv")
-    write_plots(run, result)
-    diagnostics.write_plot(result, run.results_dir / "plots" / "diagnostics.png")
+    if not unchanged:  # the figures of the same numbers are already there
+        write_plots(run, result)
+        diagnostics.write_plot(result, run.results_dir / "plots" / "diagnostics.png")
     if sweep:
         write_sweep(experiment, attack_names(experiment, attacks), made_from)
     return result, made_from

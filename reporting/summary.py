@@ -3,6 +3,7 @@
 The run's summary also records what it was made from (every constant, the data fingerprint, the raw
 data's provenance), the thread count, and each stage's wall time when it was made (`timings`).
 """
+import json
 import platform
 
 import torch
@@ -49,6 +50,24 @@ def collect(run: Run, made_from: dict, targets: list[Target], attacks: list[str]
 
 def save(path, summary: dict) -> None:
     save_json(path, summary)
+
+
+def same_results(path, summary: dict) -> bool:
+    """Whether the summary at `path` holds the same results as `summary` (wall times aside), and its run's
+    figures exist: then they need not be drawn again."""
+    from toolkit.checkpoints import load_json
+    from toolkit.errors import P2Error
+
+    plots = path.parent / "plots"
+    if not path.is_file() or not (plots / "roc_strongest.png").is_file():
+        return False
+    try:
+        existing = load_json(path)
+    except P2Error:
+        return False
+    ignored = ("timings", "threads", "torch", "machine")
+    return ({k: v for k, v in existing.items() if k not in ignored}
+            == json.loads(json.dumps({k: v for k, v in summary.items() if k not in ignored})))
 
 
 def dataset_folder(dataset: str):

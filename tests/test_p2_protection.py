@@ -188,19 +188,35 @@ def test_a_convolution_keeps_its_full_gradients():
 def test_soft_targets_keep_the_label_margin_and_lambda_is_maximal(margin):
     probs = random_probs(300, 4, seed=7)
     poison = torch.randint(0, 4, (300,), generator=torch.Generator().manual_seed(2))
-    targets, lambdas = soft_targets(probs, poison, 0.3, margin)
-    top = probs.argmax(1)
-    rows = torch.arange(300)
+    eps = 0.3
+    targets, lambdas = soft_targets(probs, poison, eps, margin)
+    rows, top = torch.arange(300), probs.argmax(1)
+    assert torch.equal(targets.argmax(1), top) and torch.allclose(targets.sum(1), torch.ones(300), atol=1e-6)
+    assert ((targets.max(1).values - probs.max(1).values).abs() <= eps + 1e-6).all()
+    others = targets.clone()
+    others[rows, top] = -1
+    lead = targets[rows, top] - others.max(1).values
+    # every target leads by the margin, unless restoring it would move the top probability by more than eps
+    assert ((lead >= margin - 1e-5) | ((targets[rows, top] - probs[rows, top]) >= eps - 1e-5)).all()
     other = poison != top
-    lead = targets[rows, top] - targets[rows, poison]
-    assert ((lead[other] >= margin - 1e-6) | (lambdas[other] == 0)).all()  # a lead already below it: untouched
     grid = torch.linspace(0, 1, 2001)
-    for i in range(0, 300, 7):
+    for i in range(0, 300, 7):  # lambda is the largest that keeps the label ahead of the poison label by the margin
+        if not other[i] or probs[i, top[i]] - probs[i, poison[i]] < margin:
+            continue
         candidates = (1 - grid).unsqueeze(1) * probs[i]
         candidates[:, poison[i]] += grid
-        keeps = candidates[:, top[i]] - candidates[:, poison[i]] >= margin if other[i] else torch.ones(2001, dtype=bool)
-        valid = keeps & (candidates.argmax(1) == top[i]) & ((probs[i].max() - candidates.max(1).values).abs() <= 0.3)
+        valid = (candidates[:, top[i]] - candidates[:, poison[i]] >= margin) & \
+                ((probs[i].max() - candidates.max(1).values).abs() <= eps)
         assert lambdas[i] >= grid[valid].max() - 1e-3
+
+
+def test_a_boundary_example_gets_its_lead_restored_within_eps():
+    probs = torch.tensor([[0.51, 0.49], [0.9, 0.1]])
+    targets, _ = soft_targets(probs, torch.tensor([1, 1]), eps=0.1, margin=0.2)
+    assert targets[0].tolist() == pytest.approx([0.6, 0.4])          # lead 0.02 -> 0.2, top moved 0.09 <= eps
+    assert targets[1, 0] - targets[1, 1] >= 0.2 - 1e-6 and targets[1, 0] == pytest.approx(0.8)  # P2 as usual
+    squeezed, _ = soft_targets(probs[:1], torch.tensor([1]), eps=0.05, margin=0.2)
+    assert squeezed[0, 0].item() == pytest.approx(0.56)              # eps caps the restoration
 
 
 def test_p2_in_rounds_equals_the_in_memory_federation_and_writes_every_round(tmp_path, monkeypatch):

@@ -18,7 +18,7 @@ import time
 from data_preprocessing import raw_data_provenance, raw_files_present
 from other_attack_and_defend.targets import target_utility
 from pipeline import ATTACKS, SUPPORTED, attack_names, load_experiment, stages, sweep_points, targets
-from reporting import aggregate, diagnostics, metrics_table, overview, p2_sweep, summary
+from reporting import aggregate, diagnostics, frontier, metrics_table, overview, p2_sweep, summary
 from reporting.plots import write_plots
 from toolkit import cli
 from toolkit import stages as runner
@@ -129,6 +129,7 @@ def main(argv=None) -> None:
             if args.sweep:
                 p2_sweep.refresh(dataset, made_from)
             overview.refresh()
+            frontier.refresh()
             print(summary.format_table(combined))
         log.info("total wall time %.1f s (%d threads)", time.perf_counter() - started, threads)
 

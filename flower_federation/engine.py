@@ -117,7 +117,8 @@ class FlowerEngine:
         job = jobs.Job(stage=stage, run=experiment.run, model_dir=str(paths.model_root()),
                        settings_changes=pipeline.changed_constants(experiment),
                        settings_digest=pipeline.settings_digest(experiment), made_from=made_from,
-                       nodes=federation.node_ids, min_clients=self.min_clients, reply_timeout=self.reply_timeout,
+                       nodes=federation.node_ids, min_clients=self.min_clients,
+                       max_parallel=getattr(federation, "max_parallel", 0), reply_timeout=self.reply_timeout,
                        threads=self.threads or 0)
         label = f"{job.label} (Flower)"
         outcome = federation.run(job.to_run_config(), stage, self.run_timeout)

@@ -38,6 +38,7 @@ class Job:
     made_from: dict | None = None
     nodes: dict = field(default_factory=dict)       # client index -> SuperNode id
     min_clients: int = 0
+    max_parallel: int = 0                            # clients working at once (0: all)
     reply_timeout: float = 900.0
     node_wait_timeout: float = 120.0
     poll_interval: float = 0.2
@@ -46,7 +47,7 @@ class Job:
     def __post_init__(self):
         if self.stage not in STAGES:
             raise P2Error(f"Flower run config: stage = {self.stage!r}; choose one of {', '.join(STAGES)}")
-        if self.min_clients < 0 or self.reply_timeout <= 0:
+        if self.min_clients < 0 or self.max_parallel < 0 or self.reply_timeout <= 0:
             raise P2Error(f"Flower run config: min-clients = {self.min_clients} must be >= 0 (0: every client) and "
                           f"reply-timeout = {self.reply_timeout} positive")
 
@@ -63,7 +64,8 @@ class Job:
                   "settings-digest": self.settings_digest,
                   "made-from": json.dumps(self.made_from) if self.made_from is not None else "",
                   "nodes": " ".join(f"{client}:{node}" for client, node in sorted(self.nodes.items())),
-                  "min-clients": self.min_clients, "reply-timeout": float(self.reply_timeout),
+                  "min-clients": self.min_clients, "max-parallel": self.max_parallel,
+                  "reply-timeout": float(self.reply_timeout),
                   "node-wait-timeout": float(self.node_wait_timeout), "poll-interval": float(self.poll_interval),
                   "threads": self.threads}
         unknown = sorted(set(config) - set(app_config()))
@@ -85,7 +87,8 @@ class Job:
                    settings_changes=json.loads(str(config["settings-changes"]) or "{}"),
                    settings_digest=str(config["settings-digest"]),
                    made_from=json.loads(str(config["made-from"])) if str(config["made-from"]) else None,
-                   nodes=nodes, min_clients=int(config["min-clients"]), reply_timeout=float(config["reply-timeout"]),
+                   nodes=nodes, min_clients=int(config["min-clients"]), max_parallel=int(config["max-parallel"]),
+                   reply_timeout=float(config["reply-timeout"]),
                    node_wait_timeout=float(config["node-wait-timeout"]),
                    poll_interval=float(config["poll-interval"]), threads=int(config["threads"]))
 

@@ -196,6 +196,9 @@ class LocalFederation(Federation):
         env = self.env
         if threads_per_node:
             env["P2_THREADS"] = str(threads_per_node)
+        # All SuperNodes share this machine's cores: a ClientApp whose process takes over 30 s to start (Python,
+        # torch, the toolkit) is started again by Flower, which only adds load. Two clients per core at a time.
+        self.max_parallel = 2 * len(os.sched_getaffinity(0))
 
     # ------------------------------------------------------------------ processes
 
@@ -228,6 +231,7 @@ class LocalFederation(Federation):
 
     def start(self, timeout: float = 120) -> None:
         started = time.perf_counter()
+        self._on_sigterm()
         self._reaping = True
         threading.Thread(target=self._reap, daemon=True).start()
         self.port = free_port()
@@ -247,6 +251,16 @@ class LocalFederation(Federation):
             self.node_ids[client] = int(self._wait_for(f"supernode{client}", r"SuperNode ID: (\d+)", timeout)[1])
         log.info("Flower federation up in %.1f s: SuperLink 127.0.0.1:%d, %d SuperNodes; logs in %s",
                  time.perf_counter() - started, self.port, len(self.node_ids), self.logs)
+
+    def _on_sigterm(self) -> None:
+        """A SIGTERM to this process (kill, a CI timeout) becomes SystemExit, so that the `finally` that stops
+        the federation runs; Python's default would end this process and leave every Flower process behind."""
+        self._previous_sigterm = None
+        if threading.current_thread() is threading.main_thread() and \
+                signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            def stop_on_sigterm(number, _frame):
+                raise SystemExit(128 + number)
+            self._previous_sigterm = signal.signal(signal.SIGTERM, stop_on_sigterm)
 
     def kill_node(self, client: int) -> None:
         """SIGKILL a SuperNode with its SuperExec and ClientApp (its process group): a machine that died."""
@@ -274,6 +288,10 @@ class LocalFederation(Federation):
                 process.wait()
         self._reaping = False
         left = self._end_tagged()
+        if getattr(self, "_previous_sigterm", None) is not None and \
+                threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
+            self._previous_sigterm = None
         if not keep_homes:
             shutil.rmtree(self.folder / "homes", ignore_errors=True)   # installed FABs and state; logs stay
         self._note(f"stopped; processes left: {left}")

@@ -60,8 +60,8 @@ class Server:
         if self.minimum > self.clients:
             raise P2Error(f"min-clients = {job.min_clients} but the run has {self.clients} clients")
         self.dropped: dict[int, dict] = {}
-        self.node_of = self._nodes()
         self.taking_part = list(range(self.clients))
+        self.node_of = self._nodes()
 
     # ------------------------------------------------------------------ the federation
     def _nodes(self) -> dict[int, int]:
@@ -73,13 +73,23 @@ class Server:
             if (wanted is not None and wanted <= connected) or (wanted is None and len(connected) >= self.clients):
                 break
             if time.monotonic() > deadline:
-                missing = (sorted(c for c, n in job.nodes.items() if n not in connected) if job.nodes else
-                           f"{self.clients - len(connected)} of {self.clients}")
-                raise P2Error(f"SuperNodes of clients {missing} not connected after {job.node_wait_timeout:.0f} s")
+                if not job.nodes:
+                    raise P2Error(f"{len(connected)} of {self.clients} SuperNodes connected after "
+                                  f"{job.node_wait_timeout:g} s (node-wait-timeout)")
+                break
             time.sleep(0.5)
         if job.nodes:
             if sorted(job.nodes) != list(range(self.clients)):
                 raise P2Error(f"run config nodes names clients {sorted(job.nodes)}; the run has 0..{self.clients - 1}")
+            absent = {client: (node, f"not connected to the SuperLink (waited {job.node_wait_timeout:g} s)")
+                      for client, node in job.nodes.items() if node not in connected}
+            if absent:   # a client whose SuperNode is gone before the run misses its first round
+                for client, (node, why) in sorted(absent.items()):
+                    say(WARNING, f"client {client} (SuperNode {node}) failed in {job.label} round 1: {why}")
+                    self.dropped[client] = {"round": 1, "stage": job.stage, "node": node, "reason": why}
+                present = [client for client in job.nodes if client not in absent]
+                self.taking_part, line = jobs.settle(job.label, 1, absent, present, self.clients, self.minimum)
+                say(WARNING, line)
             return dict(job.nodes)
         messages = [Message(RecordDict({"config": ConfigRecord({})}), dst_node_id=node, message_type="query",
                             group_id="identify") for node in sorted(connected)]
@@ -97,34 +107,37 @@ class Server:
         return node_of
 
     def _exchange(self, messages: list[Message]) -> tuple[dict, dict]:
-        """Push, then pull until every message has a reply or reply-timeout has passed: ({node: reply},
+        """Push (at most max-parallel messages in flight, the next one as a reply comes in), then pull until
+        every message has a reply or has waited reply-timeout since it was pushed: ({node: reply},
         {node: why it failed})."""
         job = self.job
-        ids = list(self.grid.push_messages(messages))
-        node_of_message = {}
-        failed = {}
-        for message_id, message in zip(ids, messages):
-            if message_id is None:
-                failed[message.metadata.dst_node_id] = "the SuperLink did not accept its message"
-            else:
-                node_of_message[message_id] = message.metadata.dst_node_id
-        pending, replies = set(node_of_message), {}
-        deadline = time.monotonic() + job.reply_timeout
-        while pending and time.monotonic() < deadline:
-            for reply in self.grid.pull_messages(list(pending)):
-                replies[reply.metadata.reply_to_message_id] = reply
-                pending.discard(reply.metadata.reply_to_message_id)
-            if pending:
+        window = job.max_parallel or len(messages)
+        waiting, in_flight, ok, failed = list(messages), {}, {}, {}
+        while waiting or in_flight:
+            free = window - len(in_flight)
+            if waiting and free > 0:
+                batch, waiting = waiting[:free], waiting[free:]
+                pushed_at = time.monotonic()
+                for message_id, message in zip(self.grid.push_messages(batch), batch):
+                    if message_id is None:
+                        failed[message.metadata.dst_node_id] = "the SuperLink did not accept its message"
+                    else:
+                        in_flight[message_id] = (message.metadata.dst_node_id, pushed_at)
+            if not in_flight:
+                continue
+            for reply in self.grid.pull_messages(list(in_flight)):
+                node, _ = in_flight.pop(reply.metadata.reply_to_message_id)
+                if reply.has_error():
+                    failed[node] = f"error {reply.error.code}: {' '.join(str(reply.error.reason).split())[-400:]}"
+                else:
+                    ok[node] = reply
+            now = time.monotonic()
+            for message_id, (node, pushed_at) in list(in_flight.items()):
+                if now - pushed_at > job.reply_timeout:
+                    failed[node] = f"no reply within reply-timeout = {job.reply_timeout:g} s"
+                    del in_flight[message_id]
+            if in_flight and not (waiting and window > len(in_flight)):
                 time.sleep(job.poll_interval)
-        ok = {}
-        for message_id, node in node_of_message.items():
-            reply = replies.get(message_id)
-            if reply is None:
-                failed[node] = f"no reply within reply-timeout = {job.reply_timeout:g} s"
-            elif reply.has_error():
-                failed[node] = f"error {reply.error.code}: {' '.join(str(reply.error.reason).split())[-400:]}"
-            else:
-                ok[node] = reply
         return ok, failed
 
     def round(self, round_index: int, states: dict[int, dict], rounds: int) -> dict[int, tuple[dict, int, dict]]:

@@ -21,8 +21,7 @@ from tqdm import tqdm
 
 from FL_model_generation.training import minibatches
 from menif_attack.per_example_gradients import linear_factors, linear_weight_names, per_example_gradients
-from toolkit.scoring import choose_threshold
-from sklearn.metrics import roc_auc_score
+from toolkit.scoring import choose_threshold, roc_auc_score
 from toolkit.errors import P2Error
 from toolkit.settings import Settings, require
 

@@ -27,10 +27,12 @@ def attack_metrics(run: Run, attack: str, target: str) -> dict | None:
 
 
 def collect(run: Run, made_from: dict, targets: list[Target], attacks: list[str], timings: dict[str, float],
-            threads: int, diagnostics: dict | None = None, server_attacks: dict | None = None) -> dict:
+            threads: int, diagnostics: dict | None = None, server_attacks: dict | None = None,
+            engine: str = "inprocess") -> dict:
     """The summary of one run. `made_from` holds the run's "settings", "data_fingerprint" and "raw_data"
     (whether the raw files were the official release); `timings` each stage's seconds; `diagnostics` what
-    each released model shows (reporting/diagnostics.py); `server_attacks` the FL server's attacks."""
+    each released model shows (reporting/diagnostics.py); `server_attacks` the FL server's attacks; `engine`
+    where FedAvg and the P2 round ran (like the threads, how the run was made, not what it is made from)."""
     results = {}
     for attack in attacks:
         per_target = {target.name: attack_metrics(run, attack, target.name) for target in targets}
@@ -44,7 +46,7 @@ def collect(run: Run, made_from: dict, targets: list[Target], attacks: list[str]
     if server_attacks:
         summary["server_attacks"] = server_attacks
     summary.update(timings={name: round(seconds, 1) for name, seconds in timings.items()}, threads=threads,
-                   torch=torch.__version__, machine=platform.machine())
+                   engine=engine, torch=torch.__version__, machine=platform.machine())
     return summary
 
 

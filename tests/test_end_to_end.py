@@ -62,7 +62,7 @@ def test_summary_has_the_documented_keys(first_run):
                                               "p2_difference", "round_difference"}
     for attack in summary["server_attacks"].values():
         assert len(attack["per_client"]) == 3 and {"auc", "tpr_at_1pct_fpr", "tpr_at_0.1pct_fpr"} <= set(attack)
-    assert summary["timings"]["FedAvg"] > 0 and summary["threads"] >= 1
+    assert summary["timings"]["FedAvg"] > 0 and summary["threads"] >= 1 and summary["engine"] == "inprocess"
     assert "AUC / TPR at 1% FPR" in result.stdout and "\np2 " in result.stdout
     # a quick run never touches the full run's dataset-level summary
     assert not (root / "a" / "results" / "adult" / "summary.json").exists()

@@ -4,6 +4,7 @@ one summary per run, and the results over seeds.
     python main.py                                  # Adult, seed 0, every stage
     python main.py --dataset location --seed 0 1 2  # three seeds: mean and std
     python main.py --dataset all --quick            # a smoke run of every dataset whose raw files are present
+    python main.py --engine flower                  # FedAvg and the P2 round on a local Flower federation
 
 Stages talk through files (model/<dataset>/<run>/, results/<dataset>/<run>/). A stage reruns exactly when
 something it is made from changed (its constants, the data, a file it reads: toolkit/stages.py); --force
@@ -16,9 +17,10 @@ import logging
 import time
 
 from data_preprocessing import raw_data_provenance, raw_files_present
+from flower_federation.engine import ENGINES, FlowerEngine, engine_from
 from other_attack_and_defend.targets import target_utility
 from pipeline import ATTACKS, SUPPORTED, attack_names, load_experiment, stages, sweep_points, targets, trained_defenses
-from reporting import aggregate, diagnostics, metrics_table, overview, p2_sweep, summary
+from reporting import aggregate, diagnostics, frontier, metrics_table, overview, p2_sweep, summary
 from reporting.plots import write_plots
 from toolkit import cli
 from toolkit import stages as runner
@@ -32,14 +34,19 @@ log = logging.getLogger("main")
 
 
 def run_experiment(run: Run, attacks: tuple[str, ...], force: bool, threads: int,
-                   sweep: bool = False) -> tuple[dict, dict]:
+                   sweep: bool = False, engine=None) -> tuple[dict, dict]:
     """Every stage of one run that is not up to date (with `sweep`, P2's strength sweep too), then its summary
-    and figures. Returns (summary, what the run was made from)."""
+    and figures. `engine`: a FlowerEngine runs FedAvg and the P2 round on a Flower federation (None: in this
+    process). Returns (summary, what the run was made from)."""
     experiment = load_experiment(run)
     for folder in (run.model_dir, run.results_dir):
         clean_orphans(folder)
-    everything = stages(experiment, attacks, sweep=sweep)
-    runner.run(everything, force=force, threads=threads)
+    everything = stages(experiment, attacks, sweep=sweep, engine=engine)
+    try:
+        runner.run(everything, force=force, threads=threads)
+    finally:
+        if engine is not None:
+            engine.close()
     timings = {stage.name: runner.recorded_seconds(stage) for stage in everything}
     made_from = {"settings": experiment.constants(), "data_fingerprint": experiment.data.fingerprint,
                  "raw_data": raw_data_provenance(run.dataset, run.data_dir)}
@@ -51,12 +58,15 @@ def run_experiment(run: Run, attacks: tuple[str, ...], force: bool, threads: int
     server = server_attacks.with_defenses(run, server, trained_defenses(experiment))
     result = summary.collect(run, made_from, released, attack_names(experiment, attacks),
                              {name: seconds for name, seconds in timings.items() if seconds is not None}, threads,
-                             diagnostics=checks, server_attacks=server)
+                             diagnostics=checks, server_attacks=server,
+                             engine=engine.name if engine is not None else "inprocess")
+    unchanged = summary.same_results(run.results_dir / "summary.json", result)
     summary.save(run.results_dir / "summary.json", result)
     if run.quick:
         metrics_table.save(metrics_table.long_form(result), run.results_dir / "metrics.csv")
-    write_plots(run, result)
-    diagnostics.write_plot(result, run.results_dir / "plots" / "diagnostics.png")
+    if not unchanged:  # the figures of the same numbers are already there
+        write_plots(run, result)
+        diagnostics.write_plot(result, run.results_dir / "plots" / "diagnostics.png")
     if sweep:
         write_sweep(experiment, attack_names(experiment, attacks), made_from)
     return result, made_from
@@ -106,6 +116,10 @@ def main(argv=None) -> None:
     parser.add_argument("--sweep", action="store_true",
                         help="also run P2's strength sweep (SWEEP_EPS x SWEEP_ROUNDS in defend/defend_<dataset>.py)")
     parser.add_argument("--data-dir", default=None, help="raw data folder (default: $P2_DATA_DIR or dataset/)")
+    parser.add_argument("--engine", default=None, choices=ENGINES,
+                        help="where FedAvg and the P2 round run: inprocess (default, or $P2_ENGINE), or flower: a "
+                             "Flower federation on this machine (flower_federation/; README.md)")
+    FlowerEngine.add_arguments(parser)
     cli.add_threads(parser)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(argv)
@@ -117,8 +131,10 @@ def main(argv=None) -> None:
         for dataset in datasets_to_run(args.dataset, args.data_dir):
             results = []
             for seed in args.seed:
+                engine = engine_from(args.engine, min_clients=args.min_clients, reply_timeout=args.reply_timeout,
+                                     threads=threads)
                 result, made_from = run_experiment(Run(dataset, seed, args.quick, args.data_dir), tuple(args.attacks),
-                                                   args.force, threads, sweep=args.sweep)
+                                                   args.force, threads, sweep=args.sweep, engine=engine)
                 results.append(result)
             if args.quick:
                 for result in results:
@@ -128,6 +144,7 @@ def main(argv=None) -> None:
             if args.sweep:
                 p2_sweep.refresh(dataset, made_from)
             overview.refresh()
+            frontier.refresh()
             print(summary.format_table(combined))
         log.info("total wall time %.1f s (%d threads)", time.perf_counter() - started, threads)
 

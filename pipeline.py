@@ -7,9 +7,11 @@ the settings it depends on and the data fingerprint (toolkit/stages.py), so one 
 up to date. main.py runs them all; a per-dataset script runs its own (`stage_script`) once the
 stages it builds on are up to date.
 """
+import hashlib
+import json
 import logging
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from data_partitioning import PartitionSettings, write_partition
@@ -99,11 +101,10 @@ class Experiment:
         return script_path(SCRIPTS[group][0].format(self.run.dataset))
 
 
-def load_experiment(run: Run) -> Experiment:
-    """Every stage's settings from the per-dataset scripts, checked against the data."""
+def load_settings(run: Run) -> dict:
+    """{group: settings} of every stage, from the per-dataset scripts (quick-reduced for a quick run)."""
     if run.dataset not in SUPPORTED:
         raise P2Error(f"unknown dataset {run.dataset!r}; choose one of {', '.join(SUPPORTED)}")
-    data = load_dataset(run.dataset, run.data_dir)
     settings = {}
     for group, (pattern, settings_class) in SCRIPTS.items():
         loaded = load(settings_class, pattern.format(run.dataset))
@@ -111,9 +112,54 @@ def load_experiment(run: Run) -> Experiment:
     for pattern in {pattern for pattern, _ in SCRIPTS.values()}:
         check_no_unread_constants(pattern.format(run.dataset),
                                   [cls for other, cls in SCRIPTS.values() if other == pattern])
-    experiment = Experiment(run=run, data=data, **settings)
+    return settings
+
+
+def load_experiment(run: Run, data: Dataset | None = None) -> Experiment:
+    """Every stage's settings from the per-dataset scripts, checked against the data. `data` replaces the
+    dataset (a Flower client holds only its own rows: flower_federation/partitions.py)."""
+    settings = load_settings(run)
+    experiment = Experiment(run=run, data=data if data is not None else load_dataset(run.dataset, run.data_dir),
+                            **settings)
     _check_against_data(experiment)
     return experiment
+
+
+def changed_constants(experiment: Experiment) -> dict:
+    """{group: {CONSTANT: value}} where `experiment` differs from its per-dataset scripts (tests reduce
+    settings through the settings objects; a Flower run is told these, and nothing else, on top of the
+    scripts)."""
+    scripts = load_settings(experiment.run)
+    changed = {}
+    for group in SCRIPTS:
+        ours, theirs = getattr(experiment, group).constants(), scripts[group].constants()
+        differing = {name: value for name, value in ours.items() if value != theirs[name]}
+        if differing:
+            changed[group] = json.loads(json.dumps(differing))
+    return changed
+
+
+def with_constants(experiment: Experiment, changes: dict) -> Experiment:
+    """`experiment` with {group: {CONSTANT: value}} replaced (each value checked by its settings class)."""
+    groups = {}
+    for group, constants in changes.items():
+        if group not in SCRIPTS:
+            raise P2Error(f"unknown settings group {group!r}; the groups are {', '.join(SCRIPTS)}")
+        settings = getattr(experiment, group)
+        unknown = sorted(set(constants) - settings.constant_names())
+        if unknown:
+            raise P2Error(f"{group} settings have no constant(s) {unknown}")
+        try:
+            groups[group] = replace(settings, **{name.lower(): value for name, value in constants.items()})
+        except SettingError as error:
+            raise error.in_script(experiment.script(group)) from None
+    return replace(experiment, **groups)
+
+
+def settings_digest(experiment: Experiment, groups: tuple[str, ...] = ("partition", "fl", "p2")) -> str:
+    """A short digest of the constants of `groups`: the Flower server and every client compare theirs."""
+    text = json.dumps({group: getattr(experiment, group).constants() for group in groups}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _check_against_data(experiment: Experiment) -> None:
@@ -154,8 +200,11 @@ def command(experiment: Experiment, script: str, extra: str = "") -> str:
     return f"python {script}{flags}{extra}"
 
 
-def stages(experiment: Experiment, attacks: tuple[str, ...] = ATTACKS, sweep: bool = False) -> list[Stage]:
-    """Every stage of the run, in order; with `sweep`, also every setting of the P2 sweep and every attack on it."""
+def stages(experiment: Experiment, attacks: tuple[str, ...] = ATTACKS, sweep: bool = False,
+           engine=None) -> list[Stage]:
+    """Every stage of the run, in order; with `sweep`, also every setting of the P2 sweep and every attack on it.
+    `engine` (flower_federation.engine.FlowerEngine) runs FedAvg and the P2 round on a Flower federation
+    instead of in this process; every other stage is the same."""
     unknown = sorted(set(attacks) - set(ATTACKS))
     if unknown:
         raise P2Error(f"unknown attack(s) {unknown}; choose from {', '.join(ATTACKS)}")
@@ -171,10 +220,13 @@ def stages(experiment: Experiment, attacks: tuple[str, ...] = ATTACKS, sweep: bo
         stage("partition", "partition", [run.partition_path], [], {"partition": exp.partition.constants()},
               lambda: write_partition(run, exp.partition),
               script=f"data_partitioning.py --dataset {run.dataset}"),
-        stage("FedAvg", "fl", fl_stage.output_paths(run, exp.fl, clients), [run.partition_path],
-              {"fl": exp.fl.constants()}, lambda: fl_stage.train_fl_model(run, exp.fl)),
     ]
-    result += p2_stages(exp, stage, exp.p2)
+    if engine is None:
+        result.append(stage("FedAvg", "fl", fl_stage.output_paths(run, exp.fl, clients), [run.partition_path],
+                            {"fl": exp.fl.constants()}, lambda: fl_stage.train_fl_model(run, exp.fl)))
+        result += p2_stages(exp, stage, exp.p2)
+    else:
+        result += flower_stages(exp, stage, engine)
     if sweep:
         for settings, target in sweep_points(exp):
             if target.name != "p2":
@@ -291,6 +343,29 @@ def p2_stages(exp: Experiment, stage, settings: P2Settings, folder: str = "p2", 
                             lambda r=round_index: p2_stage.aggregate(files, r, clients),
                             script=f"defend/p2_aggregator.py --dataset {run.dataset}"))
     return result
+
+
+def flower_stages(exp: Experiment, stage, engine) -> list[Stage]:
+    """FedAvg and the P2 round on a Flower federation (flower_federation/): the same files as the in-process
+    stages, minus the soft targets, which stay on the clients; so one stage makes every P2 round. Their
+    settings are the in-process stages' plus "engine": the two engines agree to float tolerance, not bit for
+    bit, so a model made by one engine is never taken as up to date for the other (and the in-process
+    stages' settings, without the key, are unchanged: their existing outputs stay up to date)."""
+    run, clients = exp.run, exp.partition.clients
+    files = p2_stage.P2Files(run, exp.p2.rounds)
+    fl_outputs = fl_stage.output_paths(run, exp.fl, clients)
+    p2_outputs = p2_stage.output_paths(files, clients)
+    starts = list(dict.fromkeys(p2_stage.starting_checkpoint(run, exp.p2, exp.fl.rounds, client)
+                                for client in range(clients)))
+    script = f"-m flower_federation.local_federation --dataset {run.dataset}"
+    return [
+        stage("FedAvg (Flower)", "fl", fl_outputs, [run.partition_path],
+              {"fl": exp.fl.constants(), "engine": engine.name},
+              lambda: engine.run_stage(exp, "fedavg", fl_outputs), script=script),
+        stage("P2 round (Flower)", "p2", p2_outputs, [*starts, run.partition_path],
+              {"p2": exp.p2.constants(), "engine": engine.name},
+              lambda: engine.run_stage(exp, "p2", p2_outputs), script=script),
+    ]
 
 
 def _shadow_stages(exp: Experiment, attacks, all_targets: list[Target], stage) -> list[Stage]:

@@ -4,7 +4,7 @@ label comes from the last layer's bias: with 62 labels the first layer's is unaf
 `--client i` protects one client; `--client all` (default) protects every client and aggregates."""
 
 EPS = 0.1                       # largest move of the top probability
-LABEL_MARGIN = 1e-5             # lead (in probability) the predicted label keeps over the poison label in a target
+LABEL_MARGIN = 0.1               # lead (in probability) the predicted label keeps in every target (§7.11)
 OPTIMIZER = "adam"
 LR = 3e-4
 EPOCHS = 200

@@ -154,6 +154,10 @@ def soft_targets(probs: torch.Tensor, poison: torch.Tensor, eps: float,
     With k = argmax p: if y* == k the top probability rises by lambda (1 - p_k), so
     lambda <= eps / (1 - p_k). Otherwise it falls by lambda p_k (lambda <= eps / p_k), and t_k - t_{y*}
     = d - lambda (1 + d) with d = p_k - p_{y*}, which stays >= margin up to lambda = (d - margin) / (1 + d).
+
+    An example whose predicted label leads the runner-up by less than `margin` already (it sits on the
+    decision boundary) gets the target that restores that lead, within eps: it is the one place where
+    the target is more confident than p (docs/NOTES.md §7.11).
     """
     rows = torch.arange(len(probs))
     top_prob, top = probs.max(1)
@@ -166,7 +170,27 @@ def soft_targets(probs: torch.Tensor, poison: torch.Tensor, eps: float,
     lambdas = torch.where(same, limit_same, limit_other).clamp(0, 1)
     targets = (1 - lambdas).unsqueeze(1) * probs
     targets[rows, poison] += lambdas
-    return targets, lambdas
+    return restore_lead(targets, top, probs, eps, margin), lambdas
+
+
+def restore_lead(targets: torch.Tensor, top: torch.Tensor, probs: torch.Tensor, eps: float,
+                 margin: float) -> torch.Tensor:
+    """Targets where label `top` leads every other label by less than `margin`, mixed with e_top just enough
+    to lead by `margin` (t' = (1 - mu) t + mu e_top, mu = (margin - lead) / (1 - lead)), the top probability
+    moving at most eps from p's."""
+    rows = torch.arange(len(targets))
+    others = targets.clone()
+    others[rows, top] = -1.0
+    lead = targets[rows, top] - others.max(1).values
+    short = lead < margin
+    if not bool(short.any()):
+        return targets
+    mu = ((margin - lead) / (1 - lead).clamp_min(1e-12)).clamp(0, 1)
+    room = (probs[rows, top] + eps - targets[rows, top]).clamp_min(0) / (1 - targets[rows, top]).clamp_min(1e-12)
+    mu = torch.where(short, torch.minimum(mu, room), torch.zeros_like(mu))
+    restored = (1 - mu).unsqueeze(1) * targets
+    restored[rows, top] += mu
+    return restored
 
 
 def l2_target_distances(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

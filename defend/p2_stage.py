@@ -93,10 +93,32 @@ def protect_round(files: P2Files, settings: P2Settings, fl_rounds: int, round_in
         stats = client_statistics(model, x, client_made)
         log.info("P2 round %d client %d: labels kept %.4f, top probability %.3f -> %.3f on its own model",
                  round_index, client, stats["labels_kept"], stats["mean_top_prob_before"], stats["mean_top_prob_after"])
-        save_checkpoint(files.client(round_index, client), model.state_dict(), {
-            "dataset": run.dataset, "architecture": meta["architecture"], "round": meta["round"] + 1,
+        save_checkpoint(files.client(round_index, client), model.state_dict(),
+                        client_meta(run, settings, meta, client, round_index, len(x), stats))
+
+
+def client_meta(run: Run, settings: P2Settings, start_meta: dict, client: int, round_index: int, num_samples: int,
+                stats: dict) -> dict:
+    """The meta of a client's fine-tuned model of one P2 round; `start_meta` is that of the model it started
+    from (also used by the Flower engine, flower_federation/server_app.py)."""
+    return {"dataset": run.dataset, "architecture": start_meta["architecture"], "round": start_meta["round"] + 1,
             "seed": run.seed, "quick": run.quick, "role": f"p2_client{client}", "client": client,
-            "p2_round": round_index, "num_samples": len(x), "settings": settings.constants(), "stats": stats})
+            "p2_round": round_index, "num_samples": num_samples, "settings": settings.constants(), "stats": stats}
+
+
+def global_meta(run: Run, round_index: int, client_metas: list[dict]) -> dict:
+    """The meta of the average of one P2 round, from its clients' metas (in client order)."""
+    first = client_metas[0]
+    return {"dataset": run.dataset, "architecture": first["architecture"], "round": first["round"],
+            "seed": run.seed, "quick": run.quick, "role": "p2_global", "p2_round": round_index,
+            "settings": first["settings"], "client_stats": [meta["stats"] for meta in client_metas]}
+
+
+def output_paths(files: P2Files, clients: int) -> list[Path]:
+    """Every model file of every P2 round, the P2-protected model first (the targets not included)."""
+    rounds = [[files.client(r, client) for client in range(clients)] + [files.global_model(r)]
+              for r in range(1, files.rounds + 1)]
+    return [files.final] + [path for paths in rounds for path in paths if path != files.final]
 
 
 def aggregate(files: P2Files, round_index: int, clients: int) -> None:
@@ -111,8 +133,5 @@ def aggregate(files: P2Files, round_index: int, clients: int) -> None:
         states.append(state)
         sizes.append(meta["num_samples"])
         metas.append(meta)
-    save_checkpoint(files.global_model(round_index), fedavg(states, sizes), {
-        "dataset": run.dataset, "architecture": metas[0]["architecture"], "round": metas[0]["round"],
-        "seed": run.seed, "quick": run.quick, "role": "p2_global", "p2_round": round_index,
-        "settings": metas[0]["settings"], "client_stats": [meta["stats"] for meta in metas]})
+    save_checkpoint(files.global_model(round_index), fedavg(states, sizes), global_meta(run, round_index, metas))
     log.info("P2 round %d: averaged model written to %s", round_index, files.global_model(round_index))

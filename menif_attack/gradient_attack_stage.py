@@ -4,7 +4,9 @@ same initialisation) is trained against each target model and scored on the eval
 A target is an other_attack_and_defend.targets.Target. The attacker only
 sees what the target releases: its per-example gradients and losses pass through the target's
 `perturb_gradients` / `perturb_losses`, both for the attacker's own training examples and for the
-evaluation examples. Targets without a white-box view (whitebox=False, e.g. top-k release) are skipped.
+evaluation examples. Gradients a target releases exactly are kept in factored form where that is
+exact (whitebox_attack.RankOne). Each example's attack inputs are computed once, not once per epoch.
+Targets without a white-box view (whitebox=False, e.g. top-k release) are skipped.
 
 Writes results/<dataset>/<run>/scores/gradient__<target>.npz (scores, membership, threshold)."""
 import logging
@@ -29,11 +31,16 @@ EVAL_CHUNK = 500  # evaluation examples whose gradients are held at once
 
 def released_features(target: Target, model, layers: tuple[str, ...], features: torch.Tensor,
                       labels: torch.Tensor, num_classes: int) -> AttackFeatures:
-    """Attack inputs of these examples as the target releases them (exact for fl and p2)."""
-    exact = attack_features(model, layers, features, labels, num_classes)
-    gradients = target.perturb_gradients(dict(zip(layers, exact.gradients)), features=features)
+    """Attack inputs of these examples as the target releases them. Where the target releases exact
+    gradients (fl, p2, DP-SGD), nn.Linear weight gradients stay in factored form; a target that perturbs
+    them (output noise on every entry) gets the materialised gradients to perturb."""
+    exact = attack_features(model, layers, features, labels, num_classes, factorise=target.exact_gradients)
+    gradients = exact.gradients
+    if not target.exact_gradients:
+        perturbed = target.perturb_gradients(dict(zip(layers, gradients)), features=features)
+        gradients = [perturbed[name] for name in layers]
     losses = target.perturb_losses(exact.losses.squeeze(1), model, features, labels)
-    return AttackFeatures([gradients[name] for name in layers], exact.labels, losses.reshape(-1, 1))
+    return AttackFeatures(gradients, exact.labels, losses.reshape(-1, 1))
 
 
 def attack_target(run: Run, settings: WhiteboxSettings, target: Target) -> dict | None:

@@ -21,7 +21,6 @@ from typing import ClassVar
 
 import numpy as np
 import torch
-from sklearn.metrics import roc_auc_score
 
 from data_partitioning import load_partition, tensors
 from data_preprocessing import load_dataset
@@ -37,7 +36,7 @@ from other_attack_and_defend.targets import Target
 from toolkit.checkpoints import load_arrays, save_arrays, save_checkpoint
 from toolkit.errors import P2Error
 from toolkit.run import Run
-from toolkit.scoring import choose_threshold
+from toolkit.scoring import choose_threshold, roc_auc_score
 from toolkit.seeding import derive_seed, numpy_rng, torch_generator
 from toolkit.settings import Settings, require
 

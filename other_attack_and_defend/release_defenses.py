@@ -136,6 +136,11 @@ class OutputNoiseTarget(Target):
             noisy[name] = add_keyed_normal(values, keys, self._stream("gradient", name), self.sigma)
         return noisy
 
+    @property
+    def exact_gradients(self) -> bool:
+        """False: noise on every entry leaves no rank-one structure, the gradients must be materialised."""
+        return False
+
     def perturb_losses(self, losses: torch.Tensor, model: torch.nn.Module, features: torch.Tensor,
                        labels: torch.Tensor) -> torch.Tensor:
         logits = self.noisy_logits(predict_logits(model, features), features)

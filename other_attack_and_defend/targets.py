@@ -41,6 +41,12 @@ class Target:
         `gradients` maps a parameter name to an (N, ...) tensor, row i belonging to features[i]."""
         return gradients
 
+    @property
+    def exact_gradients(self) -> bool:
+        """Whether `perturb_gradients` releases the gradients unchanged, so the attack may compute them in
+        factored form: true unless a subclass overrides perturb_gradients."""
+        return type(self).perturb_gradients is Target.perturb_gradients
+
     def perturb_losses(self, losses: torch.Tensor, model: torch.nn.Module, features: torch.Tensor,
                        labels: torch.Tensor) -> torch.Tensor:
         """Per-example losses (N,) as the white-box attacker computes them from what is released: exact here."""

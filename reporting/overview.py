@@ -83,12 +83,12 @@ def table(found: list[dict]) -> str:
     return "\n".join(lines + ([""] + notes if notes else []))
 
 
-def with_table(text: str, new_table: str) -> str:
+def with_table(text: str, new_table: str, begin: str = BEGIN, end: str = END) -> str:
     """`text` with the part between the markers replaced (markers and table appended if absent)."""
-    block = f"{BEGIN}\n{new_table}\n{END}"
-    if BEGIN in text and END in text.split(BEGIN, 1)[1]:
-        before, rest = text.split(BEGIN, 1)
-        return before + block + rest.split(END, 1)[1]
+    block = f"{begin}\n{new_table}\n{end}"
+    if begin in text and end in text.split(begin, 1)[1]:
+        before, rest = text.split(begin, 1)
+        return before + block + rest.split(end, 1)[1]
     return (text.rstrip("\n") + "\n\n" if text.strip() else "# Results\n\n") + block + "\n"
 
 

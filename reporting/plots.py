@@ -152,7 +152,8 @@ def strongest_attacks(summary: dict, criterion: str = "auc") -> dict:
 
 def write_plots(run: Run, summary: dict, criterion: str = "auc") -> list[Path]:
     """Every figure of this run's attacks on the models of `summary` (as reporting.summary.collect
-    makes it); returns the files written. Missing score files are left out with a warning."""
+    makes it); returns the files written. Missing score files are left out with a warning. Quick runs
+    (smoke tests) draw the ROC curves only, not the score histograms."""
     models = list(summary["models"])
     colours = _colours(models)
     folder = plots_dir(run)
@@ -172,8 +173,9 @@ def write_plots(run: Run, summary: dict, criterion: str = "auc") -> list[Path]:
         written.append(_save(_roc_figure(f"{attack} attack: {title}", curves), folder / f"roc_{attack}.png"))
         panels = [(model, loaded[attack, model][0]["scores"], loaded[attack, model][0]["is_member"].astype(bool),
                    float(loaded[attack, model][1]["threshold"])) for model in present]
-        written.append(_save(_histogram_figure(f"{attack} attack scores: {title}", panels),
-                             folder / f"hist_{attack}.png"))
+        if not run.quick:
+            written.append(_save(_histogram_figure(f"{attack} attack scores: {title}", panels),
+                                 folder / f"hist_{attack}.png"))
     strongest = [(model, attack) for model, attack in strongest_attacks(summary, criterion).items()
                  if (attack, model) in loaded]
     if strongest:

@@ -3,6 +3,7 @@
 The run's summary also records what it was made from (every constant, the data fingerprint, the raw
 data's provenance), the thread count, and each stage's wall time when it was made (`timings`).
 """
+import json
 import platform
 
 import torch
@@ -26,10 +27,12 @@ def attack_metrics(run: Run, attack: str, target: str) -> dict | None:
 
 
 def collect(run: Run, made_from: dict, targets: list[Target], attacks: list[str], timings: dict[str, float],
-            threads: int, diagnostics: dict | None = None, server_attacks: dict | None = None) -> dict:
+            threads: int, diagnostics: dict | None = None, server_attacks: dict | None = None,
+            engine: str = "inprocess") -> dict:
     """The summary of one run. `made_from` holds the run's "settings", "data_fingerprint" and "raw_data"
     (whether the raw files were the official release); `timings` each stage's seconds; `diagnostics` what
-    each released model shows (reporting/diagnostics.py); `server_attacks` the FL server's attacks."""
+    each released model shows (reporting/diagnostics.py); `server_attacks` the FL server's attacks; `engine`
+    where FedAvg and the P2 round ran (like the threads, how the run was made, not what it is made from)."""
     results = {}
     for attack in attacks:
         per_target = {target.name: attack_metrics(run, attack, target.name) for target in targets}
@@ -43,12 +46,30 @@ def collect(run: Run, made_from: dict, targets: list[Target], attacks: list[str]
     if server_attacks:
         summary["server_attacks"] = server_attacks
     summary.update(timings={name: round(seconds, 1) for name, seconds in timings.items()}, threads=threads,
-                   torch=torch.__version__, machine=platform.machine())
+                   engine=engine, torch=torch.__version__, machine=platform.machine())
     return summary
 
 
 def save(path, summary: dict) -> None:
     save_json(path, summary)
+
+
+def same_results(path, summary: dict) -> bool:
+    """Whether the summary at `path` holds the same results as `summary` (wall times aside), and its run's
+    figures exist: then they need not be drawn again."""
+    from toolkit.checkpoints import load_json
+    from toolkit.errors import P2Error
+
+    plots = path.parent / "plots"
+    if not path.is_file() or not (plots / "roc_strongest.png").is_file():
+        return False
+    try:
+        existing = load_json(path)
+    except P2Error:
+        return False
+    ignored = ("timings", "threads", "torch", "machine")
+    return ({k: v for k, v in existing.items() if k not in ignored}
+            == json.loads(json.dumps({k: v for k, v in summary.items() if k not in ignored})))
 
 
 def dataset_folder(dataset: str):

@@ -331,7 +331,8 @@ def test_quick_pipeline_on_mnist_end_to_end(folders, tmp_path, one_thread):
     assert all(torch.allclose(fl_state[name], p2_state[name], rtol=0, atol=1e-6) for name in fl_state
                if name.startswith("conv"))
     assert not torch.equal(fl_state["fc1.weight"], p2_state["fc1.weight"])
-    assert all(0 < stats["mean_lambda"] <= 1 and 0 <= stats["labels_kept"] <= 1 for stats in meta["client_stats"])
+    # lambda may be 0: near chance, no example can keep a LABEL_MARGIN lead within EPS
+    assert all(0 <= stats["mean_lambda"] <= 1 and 0 <= stats["labels_kept"] <= 1 for stats in meta["client_stats"])
 
     for target in ("fl", "p2"):
         arrays, _ = load_arrays(run.score_path("gradient", target))
@@ -449,7 +450,7 @@ def test_main_all_runs_the_present_datasets_and_refuses_none(folders, monkeypatc
     assert main.datasets_to_run("cifar10", None) == ["cifar10"]
     ran = []
     monkeypatch.setattr(main, "run_experiment",
-                        lambda run, attacks, force, threads, sweep: ran.append(run.dataset) or ({}, {}))
+                        lambda run, attacks, force, threads, sweep, engine: ran.append(run.dataset) or ({}, {}))
     monkeypatch.setattr(main.summary, "format_table", lambda combined: "")
     main.main(["--dataset", "all", "--quick", "--attacks", "gap"])
     assert ran == ["location", "mnist"]

@@ -64,9 +64,9 @@ def test_summary_has_the_documented_keys(first_run):
     assert set(summary["server_attacks"]) == {"local_model", "local_model_loss", "p2_model", "p2_model_loss",
                                               "p2_difference", "round_difference"} | {
         f"{attack}@{name}" for attack in ("local_model", "local_model_loss", "round_difference") for name in trained}
-    for server in summary["server_attacks"].values():
-        assert len(server["per_client"]) == 3 and {"auc", "tpr_at_1pct_fpr", "tpr_at_0.1pct_fpr"} <= set(server)
-    assert summary["timings"]["FedAvg"] > 0 and summary["threads"] >= 1
+    for attack in summary["server_attacks"].values():
+        assert len(attack["per_client"]) == 3 and {"auc", "tpr_at_1pct_fpr", "tpr_at_0.1pct_fpr"} <= set(attack)
+    assert summary["timings"]["FedAvg"] > 0 and summary["threads"] >= 1 and summary["engine"] == "inprocess"
     assert "AUC / TPR at 1% FPR" in result.stdout and "\np2 " in result.stdout
     # a quick run never touches the full run's dataset-level summary
     assert not (root / "a" / "results" / "adult" / "summary.json").exists()
@@ -87,8 +87,9 @@ def test_same_seed_gives_the_same_summary(first_run):
 def test_every_attack_scores_every_model_it_applies_to(first_run):
     root, _ = first_run
     summary = json.loads((root / "a" / "results" / "adult" / "quick_seed0" / "summary.json").read_text())
-    assert set(summary["attacks"]) == {"gradient", "shokri", "ml_leaks", "loss", "confidence", "entropy",
-                                       "modified_entropy", "gap", "lira", "rmia"}
+    plain = {"gradient", "shokri", "ml_leaks", "loss", "confidence", "entropy", "modified_entropy", "gap", "lira", "rmia"}
+    aware = {f"{attack}_p2aware" for attack in plain - {"gradient", "gap"}}
+    assert set(summary["attacks"]) == plain | aware
     # every defense under its own name, in the documented order (the quick preset: one model per defense, DP-SGD
     # at the smallest and the largest eps, DP-FedAvg at the largest)
     assert list(summary["models"]) == ["fl", "p2", "output_noise", "top1", "dp_eps1", "dp_eps8", "hamp", "memguard",
@@ -98,6 +99,9 @@ def test_every_attack_scores_every_model_it_applies_to(first_run):
     assert summary["models"]["dp_fedavg_eps100"]["eps"] == pytest.approx(100, rel=0.02)
     assert summary["models"]["memguard"]["test_acc"] == summary["models"]["fl"]["test_acc"]  # labels kept
     for attack, per_model in summary["attacks"].items():
+        if attack in aware:  # attackers who know P2 attack the P2 model
+            assert set(per_model) == {"p2"}, attack
+            continue
         expected = set(summary["models"]) - ({"top1", "memguard"} if attack == "gradient" else set())
         assert set(per_model) == expected, attack
     search = json.loads((root / "a" / "results" / "adult" / "quick_seed0" / "dp_tuning" / "dp_eps8.json").read_text())
@@ -105,16 +109,18 @@ def test_every_attack_scores_every_model_it_applies_to(first_run):
                                                                                  search["candidates"]]
     plots = root / "a" / "results" / "adult" / "quick_seed0" / "plots"
     assert (plots / "roc_gradient.png").is_file() and (plots / "roc_strongest.png").is_file()
+    assert (plots / "diagnostics.png").is_file()
 
 
 def test_up_to_date_stages_are_skipped(first_run):
     root, _ = first_run
     final = root / "a" / "model" / "adult" / "quick_seed0" / "fl" / "final.pt"
-    before = final.stat().st_mtime_ns
+    figure = root / "a" / "results" / "adult" / "quick_seed0" / "plots" / "roc_strongest.png"
+    before = final.stat().st_mtime_ns, figure.stat().st_mtime_ns
     again = run_main(root, "a")
     assert again.returncode == 0, again.stderr[-3000:]
     assert "FedAvg: up to date, skipped" in again.stderr
-    assert final.stat().st_mtime_ns == before
+    assert (final.stat().st_mtime_ns, figure.stat().st_mtime_ns) == before  # same numbers: figures not redrawn
 
 
 def cli_error(tmp_path: Path, *argv: str, **env_changes: str) -> str:

@@ -65,3 +65,22 @@ def test_a_summary_lacking_keys_is_an_error_not_a_missing_row(tmp_path):
     with pytest.raises(P2Error, match=r"location/summary\.json lacks raw_data, models, attacks: rerun python main\.py "
                                       r"--dataset location"):
         overview.refresh(tmp_path)
+
+
+def test_frontier_names_the_most_private_defense_within_each_budget(tmp_path):
+    from reporting import frontier
+
+    summary = {"seed": [0], "preset": "full", "raw_data": overview.OFFICIAL,
+               "models": {"fl": {"test_acc": 0.80}, "p2": {"test_acc": 0.795}, "dp_eps8": {"test_acc": 0.77},
+                          "top1": {"test_acc": 0.80}},
+               "attacks": {"lira": {"fl": metrics(0.7, 0.10), "p2": metrics(0.68, 0.09), "dp_eps8": metrics(0.5, 0.01),
+                                    "top1": metrics(0.69, 0.08)}}}
+    write_summary(tmp_path, "toy", summary)
+    sweep = {"points": [{"model": "p2_eps0.5_r5", "eps": 0.5, "rounds": 5, "test_acc": 0.79,
+                         "strongest_tpr_at_1pct_fpr": 0.05}]}
+    (tmp_path / "toy" / "p2_sweep.json").write_text(json.dumps(sweep))
+    text = frontier.table(tmp_path)
+    one, five = text.splitlines()[2:4]
+    assert "| 1 points | p2 (EPS=0.5, ROUNDS=5): 0.050 at test acc 0.790 | p2 (EPS=0.5, ROUNDS=5)" in one
+    assert "| 5 points | dp_eps8: 0.010 at test acc 0.770 | p2 (EPS=0.5, ROUNDS=5): 0.050" in five
+    assert five.endswith("| 0.100 at 0.800 |")

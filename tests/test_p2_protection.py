@@ -182,3 +182,78 @@ def test_a_convolution_keeps_its_full_gradients():
 
     model = build_model({"kind": "lenet", "in_channels": 1, "num_classes": 4, "image_size": 28})
     assert equivalent_gradient(model, "conv1.weight") == "conv1.weight"
+
+
+@pytest.mark.parametrize("margin", [1e-5, 0.05, 0.2])
+def test_soft_targets_keep_the_label_margin_and_lambda_is_maximal(margin):
+    probs = random_probs(300, 4, seed=7)
+    poison = torch.randint(0, 4, (300,), generator=torch.Generator().manual_seed(2))
+    eps = 0.3
+    targets, lambdas = soft_targets(probs, poison, eps, margin)
+    rows, top = torch.arange(300), probs.argmax(1)
+    assert torch.equal(targets.argmax(1), top) and torch.allclose(targets.sum(1), torch.ones(300), atol=1e-6)
+    assert ((targets.max(1).values - probs.max(1).values).abs() <= eps + 1e-6).all()
+    others = targets.clone()
+    others[rows, top] = -1
+    lead = targets[rows, top] - others.max(1).values
+    # every target leads by the margin, unless restoring it would move the top probability by more than eps
+    assert ((lead >= margin - 1e-5) | ((targets[rows, top] - probs[rows, top]) >= eps - 1e-5)).all()
+    other = poison != top
+    grid = torch.linspace(0, 1, 2001)
+    for i in range(0, 300, 7):  # lambda is the largest that keeps the label ahead of the poison label by the margin
+        if not other[i] or probs[i, top[i]] - probs[i, poison[i]] < margin:
+            continue
+        candidates = (1 - grid).unsqueeze(1) * probs[i]
+        candidates[:, poison[i]] += grid
+        valid = (candidates[:, top[i]] - candidates[:, poison[i]] >= margin) & \
+                ((probs[i].max() - candidates.max(1).values).abs() <= eps)
+        assert lambdas[i] >= grid[valid].max() - 1e-3
+
+
+def test_a_boundary_example_gets_its_lead_restored_within_eps():
+    probs = torch.tensor([[0.51, 0.49], [0.9, 0.1]])
+    targets, _ = soft_targets(probs, torch.tensor([1, 1]), eps=0.1, margin=0.2)
+    assert targets[0].tolist() == pytest.approx([0.6, 0.4])          # lead 0.02 -> 0.2, top moved 0.09 <= eps
+    assert targets[1, 0] - targets[1, 1] >= 0.2 - 1e-6 and targets[1, 0] == pytest.approx(0.8)  # P2 as usual
+    squeezed, _ = soft_targets(probs[:1], torch.tensor([1]), eps=0.05, margin=0.2)
+    assert squeezed[0, 0].item() == pytest.approx(0.56)              # eps caps the restoration
+
+
+def test_p2_in_rounds_equals_the_in_memory_federation_and_writes_every_round(tmp_path, monkeypatch):
+    """ROUNDS = 2: the stages' files (targets, each round's clients and average) give the same final model as
+    protect_federations, which P2-aware attackers use."""
+    from dataclasses import replace
+
+    import pipeline
+    from data_partitioning import load_partition, tensors
+    from data_preprocessing import load_dataset
+    from defend.p2_protection import protect_federations
+    from defend.p2_stage import P2Files
+    from FL_model_generation.fl_stage import load_model
+    from tests.synthetic_adult import write_synthetic_adult
+    from toolkit import stages as runner
+    from toolkit.run import Run
+    from toolkit.seeding import torch_generator
+
+    for variable, name in (("P2_DATA_DIR", "data"), ("P2_CACHE_DIR", "cache"), ("P2_MODEL_DIR", "model"),
+                           ("P2_RESULTS_DIR", "results")):
+        monkeypatch.setenv(variable, str(tmp_path / name))
+    monkeypatch.setenv("P2_VERIFY_CHECKSUMS", "0")
+    write_synthetic_adult(tmp_path / "data", train_rows=1500, test_rows=700)
+    experiment = pipeline.load_experiment(Run("adult", seed=0, quick=True))
+    experiment = replace(experiment, p2=replace(experiment.p2, epochs=4, rounds=2))
+    chosen = [stage for stage in pipeline.stages(experiment, ()) if stage.group in ("partition", "fl", "p2")]
+    assert [stage.name for stage in chosen if stage.group == "p2"][-3:] == [
+        "P2 round 2 client 1", "P2 round 2 client 2", "P2 round 2 aggregation"]
+    runner.run(chosen)
+    run, files = experiment.run, P2Files(experiment.run, 2)
+    assert files.global_model(1).is_file() and files.client(1, 0).parent.name == "round001"
+    assert files.final == run.p2_global_path and run.p2_client_path(2).is_file()
+    dataset, partition = load_dataset("adult"), load_partition(run)
+    fl_model, _ = load_model(run.fl_final_path, run)
+    [expected] = protect_federations(experiment.fl.architecture, [fl_model.state_dict()],
+                                     [[tensors(dataset, rows) for rows in partition.clients]], experiment.p2,
+                                     lambda f, r, client: torch_generator(run.seed, "p2", client, "round", r))
+    released, _ = load_model(run.p2_global_path, run)
+    for name, value in released.state_dict().items():
+        assert torch.allclose(value, expected[name], atol=1e-6), name

@@ -11,7 +11,7 @@ from reporting.summary import attack_metrics
 @pytest.fixture
 def run_with_scores(tmp_path, monkeypatch):
     monkeypatch.setenv("P2_RESULTS_DIR", str(tmp_path / "results"))
-    run = Run("adult", seed=0, quick=True)
+    run = Run("adult", seed=0, quick=False)
     rng = np.random.default_rng(0)
     is_member = np.arange(400) < 200
     scores = {("strong", "fl"): rng.normal(size=400) + 2.0 * is_member,     # continuous, leaks
@@ -35,6 +35,12 @@ def test_every_figure_is_written_as_a_png(run_with_scores):
     for path in paths:
         assert path.parent == run.results_dir / "plots"
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
+    quick = Run("adult", seed=0, quick=True)  # a smoke run draws the ROC curves only
+    for attack, target in (("strong", "fl"), ("strong", "p2"), ("labels", "fl"), ("labels", "p2")):
+        quick.score_path(attack, target).parent.mkdir(parents=True, exist_ok=True)
+        quick.score_path(attack, target).write_bytes(run.score_path(attack, target).read_bytes())
+    assert sorted(path.name for path in write_plots(quick, summary)) == [
+        "roc_labels.png", "roc_strong.png", "roc_strongest.png"]
 
 
 def test_strongest_attack_is_chosen_per_model(run_with_scores):

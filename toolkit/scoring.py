@@ -2,9 +2,23 @@
 (higher = more likely a member) plus a threshold chosen without the evaluation labels; the metrics
 below come from the same scikit-learn ROC, so attacks are comparable."""
 import numpy as np
-from sklearn.metrics import roc_auc_score, roc_curve
 
 LOW_FPRS = {"tpr_at_1pct_fpr": 0.01, "tpr_at_0.1pct_fpr": 0.001}
+
+
+def roc_curve(*args, **kwargs):
+    """sklearn's, imported on first use: scikit-learn takes about as long to import as torch, and every process
+    that imports the pipeline (a Flower ClientApp starts one per message) would pay for it."""
+    from sklearn.metrics import roc_curve as curve
+
+    return curve(*args, **kwargs)
+
+
+def roc_auc_score(*args, **kwargs):
+    """sklearn's, imported on first use (see roc_curve)."""
+    from sklearn.metrics import roc_auc_score as score
+
+    return score(*args, **kwargs)
 
 
 def tpr_at_fpr(fpr: np.ndarray, tpr: np.ndarray, max_fpr: float) -> float:

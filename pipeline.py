@@ -277,8 +277,9 @@ def dp_sgd_stages(exp: Experiment, stage) -> list[Stage]:
 
 def competitor_stages(exp: Experiment, stage) -> list[Stage]:
     """HAMP, MemGuard's defender classifier, RelaxLoss, AdvReg and DP-FedAvg: one stage per trained model (per
-    strength), each made from the FL recipe, its own constants and the partition (MemGuard: the FL model)."""
-    run, fl = exp.run, exp.fl
+    strength), each made from the FL recipe (with COMPETITOR_LOCAL_EPOCHS), its own constants and the partition
+    (MemGuard: the FL model)."""
+    run, fl = exp.run, exp.baselines.competitor_recipe(exp.fl)
 
     def made(path, name):  # a trained model and what the server received in its last round
         return [path, *server_attacks.last_round_paths(run, name, exp.partition.clients)]
@@ -301,7 +302,8 @@ def competitor_stages(exp: Experiment, stage) -> list[Stage]:
                      lambda point=point: advreg.train_advreg(run, fl, point))
                for point in exp.advreg.points()]
     result += [stage(f"DP-FedAvg eps={point.target_eps:g}", "baselines",
-                     made(dp_fedavg.model_path(run, point.target_eps), point.name), [run.partition_path], {"fl": fl.constants(), "dp_fedavg": point.constants()},
+                     made(dp_fedavg.model_path(run, point.target_eps), point.name), [run.partition_path],
+                     {"fl": fl.constants(), "dp_fedavg": point.constants()},
                      lambda point=point: dp_fedavg.train_dp_fedavg(run, fl, point))
                for point in exp.dp_fedavg.points()]
     return result

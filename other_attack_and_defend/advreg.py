@@ -23,9 +23,11 @@ clients, the same draws from the same generators as the one-client loop `AdvRegC
 tests/test_competitors.py compares the two).
 
 Departures, and why:
-- Steps: ADVREG_ATTACK_STEPS attack steps per classifier step, against the official 25 (50 attack batches, then
-  2 classifier batches): the inference model's steps dominate the cost on a CPU. The classifier still meets an
-  inference model that has trained for k steps since its previous update.
+- Steps: ADVREG_ATTACK_STEPS = 1 attack step per classifier step, as the official CIFAR-100 code alternates (one
+  attack batch, one classifier batch), not the official Purchase/Texas 25 (50 attack batches, then 2 classifier
+  batches): every attack step costs about a classifier step (a forward pass of the classifier on twice the
+  batch), so k = 25 would make AdvReg 25x the cost of FedAvg on a CPU. The inference model persists across steps
+  and rounds, so it still trains on every batch the classifier sees.
 - Training recipe: the FL recipe of FL_model_for_<dataset>.py for the classifier (SGD, rounds, local epochs,
   batch size), not the official Adam for 20 epochs; attack batches have the classifier's batch size.
 - The inference model has the official Texas size for every dataset (Purchase's is about 4x larger), for CPU
@@ -71,7 +73,7 @@ class AdvRegSettings(Settings):
     advreg_attack_steps: int
     advreg_attack_lr: float
 
-    QUICK: ClassVar[dict] = {"ADVREG_EXTRA_LAMBDA": lambda values: (), "ADVREG_ATTACK_STEPS": 2}
+    QUICK: ClassVar[dict] = {"ADVREG_EXTRA_LAMBDA": lambda values: ()}
 
     def check(self) -> None:
         for value in (self.advreg_lambda, *self.advreg_extra_lambda):
@@ -166,7 +168,7 @@ class AdvRegClient:
         loss.backward()
         self.optimizer.step()
         self.attack_steps_taken += 1
-        return float(loss)
+        return float(loss.detach())
 
     def local_update(self, start: dict, features: torch.Tensor, labels: torch.Tensor, fl: FLSettings,
                      round_index: int, generator: torch.Generator) -> dict:

@@ -20,6 +20,7 @@ DP_TUNE_MAX_GRAD_NORM = (1.0,)  # fixed, the lr is tuned instead (the optimal lr
 DP_TUNE_LOCAL_EPOCHS = (1, 5)
 DP_TUNE_MOMENTUM = (0.0, 0.9)
 DP_TUNE_ROUNDS = 2              # rounds a candidate trains (of 10): CPU time (not measured: no Purchase100 here)
+COMPETITOR_LOCAL_EPOCHS = None  # the trained competitors' local epochs per round; None: the FL recipe's
 
 # DP-FedAvg with client-level DP (10 clients, every round: q = 1)
 DP_FEDAVG_TARGET_EPS = (100, 1000, 100000)  # client-level eps; noise multiplier 0.27 / 0.076 / 0.0071 over 10
@@ -49,7 +50,8 @@ RELAXLOSS_UPPER = 0.3
 # AdvReg
 ADVREG_LAMBDA = 3.0             # Nasr et al.'s Purchase100 value
 ADVREG_EXTRA_LAMBDA = ()
-ADVREG_ATTACK_STEPS = 5         # inference-model steps per classifier step (official: 25)
+ADVREG_ATTACK_STEPS = 1         # inference-model steps per classifier step: 1, as Nasr et al.'s CIFAR-100 code
+                                # (Purchase/Texas: about 25); each step costs about a classifier step: CPU budget
 ADVREG_ATTACK_LR = 0.001        # Nasr et al.'s Texas value (Adam; Purchase: 1e-4 with 25 steps)
 
 

@@ -22,9 +22,10 @@ dp_fedavg_eps<E>; a defense with extra strengths adds hamp_g<gamma>, memguard_b<
 advreg_l<lambda> (`family` maps a name back to its defense and strength, for the trade-off plot).
 """
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
+from FL_model_generation.training import FLSettings
 from other_attack_and_defend import advreg, dp_fedavg, dp_sgd, dp_tuning, hamp, memguard, relaxloss
 from other_attack_and_defend.advreg import AdvRegSettings
 from other_attack_and_defend.dp_fedavg import DPFedAvgSettings
@@ -53,7 +54,9 @@ class BaselineDefenseSettings(Settings):
     a scale, not a privacy budget; TOP_K: one top-k release per k; DP_TARGET_EPS: one DP-SGD model per target
     eps, delta = 1 / (DP_DELTA_FACTOR x client size); DP_VALIDATION_FRACTION of each client's rows held out to
     choose each eps's recipe among DP_TUNE_LR x DP_TUNE_MAX_GRAD_NORM x DP_TUNE_LOCAL_EPOCHS x DP_TUNE_MOMENTUM,
-    each candidate trained for DP_TUNE_ROUNDS rounds (None: all of the FL recipe's) (dp_tuning.py)."""
+    each candidate trained for DP_TUNE_ROUNDS rounds (None: all of the FL recipe's) (dp_tuning.py).
+    COMPETITOR_LOCAL_EPOCHS: local epochs per round of the trained competitors (HAMP, RelaxLoss, AdvReg,
+    DP-FedAvg); None: the FL recipe's."""
     output_noise_eps: float
     top_k: tuple[int, ...]
     dp_target_eps: tuple[float, ...]
@@ -64,6 +67,7 @@ class BaselineDefenseSettings(Settings):
     dp_tune_local_epochs: tuple[int, ...]
     dp_tune_momentum: tuple[float, ...]
     dp_tune_rounds: int | None
+    competitor_local_epochs: int | None
 
     QUICK: ClassVar[dict] = {"DP_TARGET_EPS": _ends, "DP_TUNE_LR": _first, "DP_TUNE_MAX_GRAD_NORM": _first,
                              "DP_TUNE_LOCAL_EPOCHS": lambda values: (min(values),) if values else (),
@@ -88,12 +92,21 @@ class BaselineDefenseSettings(Settings):
         require(self.dp_tune_momentum and all(0 <= m < 1 for m in self.dp_tune_momentum)
                 and len(set(self.dp_tune_momentum)) == len(self.dp_tune_momentum), "DP_TUNE_MOMENTUM",
                 self.dp_tune_momentum, "must list distinct values in [0, 1)")
+        require(self.competitor_local_epochs is None or self.competitor_local_epochs >= 1, "COMPETITOR_LOCAL_EPOCHS",
+                self.competitor_local_epochs, "must be at least 1 (or None: the FL recipe's LOCAL_EPOCHS)")
         require(self.dp_tune_rounds is None or self.dp_tune_rounds >= 1, "DP_TUNE_ROUNDS", self.dp_tune_rounds,
                 "must be at least 1 (or None: every round of the FL recipe)")
 
     @property
     def output_noise_sigma(self) -> float:
         return 1.0 / self.output_noise_eps
+
+    def competitor_recipe(self, fl: FLSettings) -> FLSettings:
+        """The FL recipe of the trained competitors: the undefended model's, with COMPETITOR_LOCAL_EPOCHS local epochs
+        per round where set (never more than the FL recipe's)."""
+        if self.competitor_local_epochs is None:
+            return fl
+        return replace(fl, local_epochs=min(fl.local_epochs, self.competitor_local_epochs))
 
     def dp_searches(self) -> list[dp_tuning.Search]:
         """One DP-SGD search (and model) per target eps, ascending."""

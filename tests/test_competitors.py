@@ -431,3 +431,14 @@ def test_model_names_map_back_to_their_defense_and_strength():
     assert family("hamp", settings) == ("hamp", 0.8) and family("hamp_g0.95") == ("hamp", 0.95)
     assert family("relaxloss", settings) == ("relaxloss", 0.5) and family("memguard_b0.3") == ("memguard", 0.3)
     assert family("advreg") == ("advreg", None) and family("fl") is None and family("top1") is None
+
+
+def test_competitor_recipe_changes_only_the_local_epochs():
+    from tests.helpers import script_settings
+
+    fl = fl_settings(local_epochs=5)
+    assert script_settings("baselines", competitor_local_epochs=None).competitor_recipe(fl) == fl
+    assert script_settings("baselines", competitor_local_epochs=1).competitor_recipe(fl) == fl_settings(local_epochs=1)
+    assert script_settings("baselines", competitor_local_epochs=9).competitor_recipe(fl) == fl  # never more
+    with pytest.raises(Exception, match="COMPETITOR_LOCAL_EPOCHS"):
+        script_settings("baselines", competitor_local_epochs=0)

@@ -29,7 +29,8 @@ Departures, and why:
   batch), so k = 25 would make AdvReg 25x the cost of FedAvg on a CPU. The inference model persists across steps
   and rounds, so it still trains on every batch the classifier sees.
 - Training recipe: the FL recipe of FL_model_for_<dataset>.py for the classifier (SGD, rounds, local epochs,
-  batch size), not the official Adam for 20 epochs; attack batches have the classifier's batch size.
+  batch size; on the CNNs one local epoch per round: COMPETITOR_LOCAL_EPOCHS, defended_fedavg.py), not the
+  official Adam for 20 epochs; attack batches have the classifier's batch size.
 - The inference model has the official Texas size for every dataset (Purchase's is about 4x larger), for CPU
   time; lambda (ADVREG_LAMBDA) is the official Purchase/Texas/HAMP value nearest the dataset, chosen next to
   the constants in baseline_defenses_<dataset>.py.
@@ -159,7 +160,8 @@ class AdvRegClient:
         self.attack_steps_taken = 0
 
     def attack_step(self, model: nn.Module, features: torch.Tensor, labels: torch.Tensor, batch_size: int,
-                    generator: torch.Generator) -> float:
+                    generator: torch.Generator) -> None:
+        """One Adam step of the inference model on a member batch against a batch of the client's reference rows."""
         members, rows = attack_rows(len(labels), len(self.reference[1]), batch_size, generator)
         self.inference.train()
         loss = attack_loss(model, self.inference, (features[members], labels[members]),
@@ -168,7 +170,6 @@ class AdvRegClient:
         loss.backward()
         self.optimizer.step()
         self.attack_steps_taken += 1
-        return float(loss.detach())
 
     def local_update(self, start: dict, features: torch.Tensor, labels: torch.Tensor, fl: FLSettings,
                      round_index: int, generator: torch.Generator) -> dict:

@@ -8,6 +8,8 @@ initial weights (fedavg.initial_state from the run's seed), the same per-round c
 round: (round, global state, the clients' data, their generators) -> the clients' new states.
 `stacked_local_round` is that function for a defense whose loss fits stacked_training.train_stacked
 (per example, or per model and batch); AdvReg, which alternates two models, has its own.
+One exception, for the CPU budget: where baseline_defenses_<dataset>.py sets COMPETITOR_LOCAL_EPOCHS (the CNNs),
+the trained competitors (these and DP-FedAvg) take that many local epochs per round (docs/NOTES.md §12.7).
 
 Each defended model is written to model/<dataset>/<run>/<name>/final.pt with the meta every target
 checkpoint has (dataset, architecture, rounds, seed, quick, role) plus the defense's own record.

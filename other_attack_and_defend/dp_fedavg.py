@@ -8,7 +8,8 @@ of one client), so the models are named dp_fedavg_eps<E> and their utility entry
 
 As implemented, every round t = 1..T (T = the FL recipe's ROUNDS):
 1. every client takes part (q = 1) and runs the FL recipe's local SGD from the global model theta_t (the
-   undefended model's local update, fedavg.local_updates);
+   undefended model's local update, fedavg.local_updates; COMPETITOR_LOCAL_EPOCHS local epochs where set:
+   defended_fedavg.py);
 2. its update Delta_k = theta_k - theta_t is clipped to L2 norm at most C = DP_FEDAVG_CLIP over all parameters
    together (McMahan et al.'s FlatClip): Delta_k x min(1, C / ||Delta_k||);
 3. the server averages with uniform weights (w_k = 1, W = N clients: the fixed-denominator estimator with

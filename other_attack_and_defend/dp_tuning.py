@@ -34,9 +34,11 @@ The batch size stays the FL recipe's (the sampling rate then matches the undefen
 
 Departures, and why:
 - DP_TUNE_ROUNDS < ROUNDS on the CPU presets: a candidate trains only the first rounds of its full-length
-  schedule (noise calibrated for all ROUNDS), a proxy that ranks recipes at a fraction of the cost (Adult: one
-  full candidate takes 8 s at 1 local epoch and 40 s at 5, one thread). Each dataset's grid and search rounds,
-  and the measured costs, are next to its constants.
+  schedule (noise calibrated for all ROUNDS), a proxy that ranks recipes at a fraction of the cost. On the CPU
+  presets the local epochs are fixed at 1 (DP_TUNE_LOCAL_EPOCHS = (1,)), the value that needs the least noise per
+  step at a given eps, and the CNNs fix the clipping norm (the learning rate is tuned instead): a grid with
+  every dimension would not fit the CPU budget (README: costs). Each dataset's grid is explained next to its
+  constants; a wider grid is a change of constants only.
 - The privacy cost of the search itself (each candidate reads the clients' data) is not accounted, as is usual
   in the DP-SGD literature; Papernot & Steinke (ICLR 2022) show it is small for a handful of candidates but not
   zero. The validation rows are the clients' own: a deployment would hold them out the same way.

@@ -24,7 +24,8 @@ Departures, and why:
   1/K with large learning rates (SGD 0.5, momentum 0.99) in centralised training.
 - Training recipe: the FL recipe of FL_model_for_<dataset>.py (10 rounds of local SGD), not the official
   100-200 centralised epochs with lr 0.5, momentum 0.99, weight decay 1e-5 and a step schedule, and no
-  checkpoint selection on validation accuracy: HAMP is compared at the same training budget as every model.
+  checkpoint selection on validation accuracy: HAMP is compared at the same training budget as every model
+  (on the CNNs, one local epoch per round: COMPETITOR_LOCAL_EPOCHS, defended_fedavg.py).
 - Random inputs: the official code draws random bits (Purchase, Texas, Location) or uniform integer pixels
   (CIFAR). Here HAMP_RANDOM_INPUT = "bits" draws bits, "uniform" draws every feature uniformly between the
   smallest and the largest value in the data (recorded in the checkpoint): Adult's min-max-scaled columns

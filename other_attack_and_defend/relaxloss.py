@@ -18,7 +18,8 @@ Departures, and why:
   (round - 1) x LOCAL_EPOCHS + local epoch, so the alternation runs as in centralised training.
 - Training recipe: the FL recipe of FL_model_for_<dataset>.py (SGD, its learning rate and momentum, 10 rounds),
   not the official 120 (non-image) or 300 (CIFAR) epochs with weight decay 1e-4 and step decay: RelaxLoss is
-  compared at the training budget of every other model. The learning-rate decay the official code relies on
+  compared at the training budget of every other model (on the CNNs, one local epoch per round:
+  COMPETITOR_LOCAL_EPOCHS, defended_fedavg.py). The learning-rate decay the official code relies on
   to damp the oscillation around alpha is therefore absent (except where LR_DECAY < 1).
 - The non-image flattening rule is used for every dataset, CNNs included; the official CIFAR version differs
   (correctly classified examples get gradient ascent on CE in the flattening branch). One rule for all keeps

@@ -303,9 +303,9 @@ def test_simulations_use_each_reference_as_target(world):
 
 def test_shadow_and_reference_rows_come_from_the_pool_only():
     sizes = script_settings("partition", clients=3, client_size=200, test_size=100, eval_size=150, known_size=100,
-                            shadow_pool_size=1500)
+                            defense_reference_size=50, shadow_pool_size=1500)
     partition = split_roles(3000, sizes, seed=4)
-    forbidden = set(partition.members) | set(partition.eval_nonmembers)
+    forbidden = set(partition.members) | set(partition.eval_nonmembers) | set(partition.all_defense_reference)
     pool = set(partition.shadow_pool)
     shokri = shokri_shadow_rows(partition.shadow_pool, script_settings("shokri", num_shadows=9, shadow_size=1000), 4)
     rows_in, rows_out = ml_leaks_shadow_rows(partition.shadow_pool,

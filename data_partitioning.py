@@ -66,7 +66,7 @@ class PartitionSettings(Settings):
     writers_per_client: int | None
 
     QUICK: ClassVar[dict] = {"CLIENTS": 3, "CLIENT_SIZE": 150, "TEST_SIZE": 300, "EVAL_SIZE": 150,
-                             "KNOWN_SIZE": 150, "DEFENSE_REFERENCE_SIZE": 50,
+                             "KNOWN_SIZE": 150, "DEFENSE_REFERENCE_SIZE": 30,
                              "SHADOW_POOL_SIZE": 1200,
                              "WRITERS_PER_CLIENT": lambda value: None if value is None else min(value, 2)}
 

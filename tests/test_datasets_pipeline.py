@@ -318,7 +318,7 @@ def test_quick_pipeline_on_mnist_end_to_end(folders, tmp_path, one_thread):
     assert all(runner.staleness(stage) is None for stage in chosen)
     partition = load_partition(run)
     check_partition(partition, partition_settings("mnist", quick=True))
-    assert [len(rows) for rows in partition.clients] == [150] * 3 and len(partition.shadow_pool) == 2300 - 450 - 600 - 150
+    assert [len(rows) for rows in partition.clients] == [150] * 3 and len(partition.shadow_pool) == 2300 - 450 - 600 - 3 * 30
     assert run.fl_client_path(2, 2).is_file()
 
     fl_model, _ = fl_stage.load_model(run.fl_final_path, run)

@@ -24,7 +24,7 @@ from defend.p2_protection import client_targets, fine_tune_together
 from FL_model_generation.fedavg import initial_state, local_updates, stacks_well
 from FL_model_generation.models import build_model, load_state
 from menif_attack.whitebox_attack import attack_features, predict, train_attack
-from other_attack_and_defend import dp_sgd
+from other_attack_and_defend import dp_sgd, dp_tuning
 from other_attack_and_defend.attack_common import train_classifiers
 from toolkit.checkpoints import load_json
 from toolkit.run import Run
@@ -106,6 +106,16 @@ def fedavg_like(experiment, models: int, rows_per_client: int, shape, classes) -
     return flops * steps, rate, label
 
 
+def dp_recipe(experiment, search: dp_tuning.Search) -> dp_tuning.Candidate:
+    """The DP-SGD recipe the run's search chose (its record in results/), or the grid's first before a search."""
+    path = dp_tuning.search_path(experiment.run, search.target_eps)
+    if not path.is_file():
+        return search.grid()[0]
+    chosen = load_json(path)["chosen"]
+    return dp_tuning.Candidate(float(chosen["lr"]), float(chosen["max_grad_norm"]), int(chosen["local_epochs"]),
+                               float(chosen["momentum"]))
+
+
 def costs(experiment) -> dict[str, tuple[int, float, str]]:
     """{stage family: (FLOPs, FLOP/s at its dominant shape, shape)} for the stages that compute."""
     exp, data_set = experiment, experiment.data
@@ -126,15 +136,16 @@ def costs(experiment) -> dict[str, tuple[int, float, str]]:
     result["P2 fine-tuning"] = (flops * p2.epochs * math.ceil(client_size / p2.batch_size),
                                 *dominant_rate(fl.architecture, p2.batch_size, clients))
 
-    for dp in exp.baselines.dp_settings():
-        sums = dp_sgd.GradientSums(fl.architecture, shape, dp.max_grad_norm)
+    for search in exp.baselines.dp_searches():
+        recipe = dp_recipe(exp, search)
+        sums = dp_sgd.GradientSums(fl.architecture, shape, recipe.max_grad_norm)
         params = {name: torch.stack([value] * clients) for name, value in initial_state(fl.architecture, 0).items()}
         rows = [data(fl.architecture, client_size, classes, shape) for _ in range(clients)]
         prepared = [(sums.prepare(features), labels) for features, labels in rows]
         batches = [torch.arange(fl.batch_size) for _ in range(clients)]
         flops = count_flops(lambda: sums(params, prepared, batches))
-        steps = fl.rounds * fl.local_epochs * dp_sgd.steps_per_epoch(client_size, fl.batch_size)
-        result[f"DP-SGD eps={dp.target_eps:g}"] = (flops * steps, *dominant_rate(
+        steps = fl.rounds * recipe.local_epochs * dp_sgd.steps_per_epoch(client_size, fl.batch_size)
+        result[f"DP-SGD eps={search.target_eps:g}"] = (flops * steps, *dominant_rate(
             fl.architecture, fl.batch_size, clients if sums.batched else 1))
 
     wb = exp.gradient
@@ -176,16 +187,24 @@ def costs(experiment) -> dict[str, tuple[int, float, str]]:
 
 
 FAMILIES = {"FedAvg": "FedAvg", "P2 targets of client": "P2 targets", "P2 client": "P2 fine-tuning",
-            "P2 round": "P2 fine-tuning", "DP-SGD eps=": None, "gradient attack on": "gradient attack (each target)",
+            "P2 round": "P2 fine-tuning", "P2 p2_eps": "P2 strength sweep (every P2 round of it)",
+            "gradient attack on": "gradient attack (each target)",
             "shokri shadow models": "shokri shadow models", "ml_leaks shadow models": "ml_leaks shadow models",
-            "reference model": "reference models", "P2-aware": "P2-aware reference and shadow models"}
+            "reference model": "reference models", "P2-aware": "P2-aware reference and shadow models",
+            "HAMP": "competitors' training (HAMP, MemGuard, RelaxLoss, AdvReg, DP-FedAvg)",
+            "MemGuard": "competitors' training (HAMP, MemGuard, RelaxLoss, AdvReg, DP-FedAvg)",
+            "RelaxLoss": "competitors' training (HAMP, MemGuard, RelaxLoss, AdvReg, DP-FedAvg)",
+            "AdvReg": "competitors' training (HAMP, MemGuard, RelaxLoss, AdvReg, DP-FedAvg)",
+            "DP-FedAvg": "competitors' training (HAMP, MemGuard, RelaxLoss, AdvReg, DP-FedAvg)"}
 
 
 def family(stage: str) -> str:
+    if stage.startswith("DP-SGD eps="):   # the search's candidates and record, apart from the tuned model
+        return "DP-SGD recipe search (every eps)" if " candidate " in stage or stage.endswith(" search") else stage
     for prefix, name in FAMILIES.items():
         if stage.startswith(prefix):
-            return name or stage
-    return "everything else (attack scoring, averaging, diagnostics)"
+            return name
+    return "everything else (attack scoring, averaging, diagnostics, server attacks)"
 
 
 def main(argv=None) -> None:

@@ -19,7 +19,7 @@ import time
 from data_preprocessing import raw_data_provenance, raw_files_present
 from flower_federation.engine import ENGINES, FlowerEngine, engine_from
 from other_attack_and_defend.targets import target_utility
-from pipeline import ATTACKS, SUPPORTED, attack_names, load_experiment, stages, sweep_points, targets, trained_defenses
+from pipeline import ATTACKS, DEFENSES, SUPPORTED, attack_names, load_experiment, stages, sweep_points, targets, trained_defenses
 from reporting import aggregate, diagnostics, frontier, metrics_table, overview, p2_sweep, summary
 from reporting.plots import write_plots
 from toolkit import cli
@@ -34,11 +34,11 @@ log = logging.getLogger("main")
 
 
 def run_experiment(run: Run, attacks: tuple[str, ...], force: bool, threads: int,
-                   sweep: bool = False, engine=None) -> tuple[dict, dict]:
+                   sweep: bool = False, engine=None, defenses: tuple[str, ...] = DEFENSES) -> tuple[dict, dict]:
     """Every stage of one run that is not up to date (with `sweep`, P2's strength sweep too), then its summary
     and figures. `engine`: a FlowerEngine runs FedAvg and the P2 round on a Flower federation (None: in this
-    process). Returns (summary, what the run was made from)."""
-    experiment = load_experiment(run)
+    process); `defenses`: the defenses compared with P2. Returns (summary, what the run was made from)."""
+    experiment = load_experiment(run, defenses=defenses)
     for folder in (run.model_dir, run.results_dir):
         clean_orphans(folder)
     everything = stages(experiment, attacks, sweep=sweep, engine=engine)
@@ -112,6 +112,8 @@ def main(argv=None) -> None:
     parser.add_argument("--quick", action="store_true", help="reduced preset for smoke runs (own output folders)")
     parser.add_argument("--attacks", nargs="+", default=list(ATTACKS), choices=ATTACKS, metavar="ATTACK",
                         help=f"attacks to run (default: all): {' '.join(ATTACKS)}")
+    parser.add_argument("--defenses", nargs="+", default=list(DEFENSES), choices=(*DEFENSES, "none"), metavar="DEFENSE",
+                        help=f"defenses to compare P2 with (default: all; none: FL and P2 only): {' '.join(DEFENSES)}")
     parser.add_argument("--force", action="store_true", help="rerun every stage even if its output is up to date")
     parser.add_argument("--sweep", action="store_true",
                         help="also run P2's strength sweep (SWEEP_EPS x SWEEP_ROUNDS in defend/defend_<dataset>.py)")
@@ -134,7 +136,8 @@ def main(argv=None) -> None:
                 engine = engine_from(args.engine, min_clients=args.min_clients, reply_timeout=args.reply_timeout,
                                      threads=threads)
                 result, made_from = run_experiment(Run(dataset, seed, args.quick, args.data_dir), tuple(args.attacks),
-                                                   args.force, threads, sweep=args.sweep, engine=engine)
+                                                   args.force, threads, sweep=args.sweep, engine=engine,
+                                                   defenses=tuple(name for name in args.defenses if name != "none"))
                 results.append(result)
             if args.quick:
                 for result in results:

@@ -27,7 +27,8 @@ from menif_attack.whitebox_attack import WhiteboxSettings
 from other_attack_and_defend import (advreg, dp_fedavg, dp_sgd, dp_tuning, hamp, memguard, reference_attacks,
                                      relaxloss, server_attacks, shadow_attacks)
 from other_attack_and_defend.advreg import AdvRegSettings
-from other_attack_and_defend.defense_suite import BaselineDefenseSettings, Competitors, defended_targets
+from other_attack_and_defend.defense_suite import (DEFENSES, BaselineDefenseSettings, Competitors, defended_targets,
+                                                   defense_of)
 from other_attack_and_defend.dp_fedavg import DPFedAvgSettings
 from other_attack_and_defend.hamp import HampSettings
 from other_attack_and_defend.memguard import MemGuardSettings
@@ -88,6 +89,7 @@ class Experiment:
     relaxloss: RelaxLossSettings
     advreg: AdvRegSettings
     dp_fedavg: DPFedAvgSettings
+    defenses: tuple[str, ...]   # which of DEFENSES this run trains and attacks (main.py --defenses)
 
     @property
     def competitors(self) -> Competitors:
@@ -115,12 +117,16 @@ def load_settings(run: Run) -> dict:
     return settings
 
 
-def load_experiment(run: Run, data: Dataset | None = None) -> Experiment:
+def load_experiment(run: Run, data: Dataset | None = None, defenses: tuple[str, ...] = DEFENSES) -> Experiment:
     """Every stage's settings from the per-dataset scripts, checked against the data. `data` replaces the
-    dataset (a Flower client holds only its own rows: flower_federation/partitions.py)."""
+    dataset (a Flower client holds only its own rows: flower_federation/partitions.py); `defenses` are the
+    defenses to compare P2 with (every one of DEFENSES by default)."""
+    unknown = sorted(set(defenses) - set(DEFENSES))
+    if unknown:
+        raise P2Error(f"unknown defense(s) {unknown}; choose from {', '.join(DEFENSES)}")
     settings = load_settings(run)
     experiment = Experiment(run=run, data=data if data is not None else load_dataset(run.dataset, run.data_dir),
-                            **settings)
+                            defenses=tuple(defenses), **settings)
     _check_against_data(experiment)
     return experiment
 
@@ -187,9 +193,10 @@ def _check_against_data(experiment: Experiment) -> None:
 
 
 def targets(experiment: Experiment) -> list[Target]:
-    """Every model the attacks run against: the FL model, the P2 model, then every baseline and competitor defense."""
-    return base_targets(experiment.run) + defended_targets(experiment.run, experiment.baselines,
-                                                           experiment.competitors)
+    """Every model the attacks run against: the FL model, the P2 model, then every chosen baseline and competitor."""
+    chosen = [target for target in defended_targets(experiment.run, experiment.baselines, experiment.competitors)
+              if defense_of(target.name) in experiment.defenses]
+    return base_targets(experiment.run) + chosen
 
 
 def command(experiment: Experiment, script: str, extra: str = "") -> str:
@@ -232,7 +239,8 @@ def stages(experiment: Experiment, attacks: tuple[str, ...] = ATTACKS, sweep: bo
             if target.name != "p2":
                 result += p2_stages(exp, stage, settings, folder=str(target.checkpoint.parent.relative_to(run.model_dir)),
                                     label=f"P2 {target.name}")
-    result += dp_sgd_stages(exp, stage)
+    if "dp_sgd" in exp.defenses:
+        result += dp_sgd_stages(exp, stage)
     result += competitor_stages(exp, stage)
     all_targets = targets(exp) + ([target for _, target in sweep_points(exp) if target.name != "p2"] if sweep else [])
     if "gradient" in attacks:
@@ -284,36 +292,39 @@ def competitor_stages(exp: Experiment, stage) -> list[Stage]:
     def made(path, name):  # a trained model and what the server received in its last round
         return [path, *server_attacks.last_round_paths(run, name, exp.partition.clients)]
 
+    chosen = exp.defenses
     result = [stage(f"HAMP {point.name}", "baselines", made(hamp.model_path(run, point.name), point.name),
                     [run.partition_path],
                     {"fl": fl.constants(), "hamp": point.constants()},
                     lambda point=point: hamp.train_hamp(run, fl, point))
-              for point in exp.hamp.points()]
-    result.append(stage("MemGuard defender classifier", "baselines", [memguard.classifier_path(run)],
-                        [run.fl_final_path, run.partition_path], {"memguard": exp.memguard.classifier_constants()},
-                        lambda: memguard.write_classifier(run, exp.memguard)))
+              for point in exp.hamp.points() if "hamp" in chosen]
+    if "memguard" in chosen:
+        result.append(stage("MemGuard defender classifier", "baselines", [memguard.classifier_path(run)],
+                            [run.fl_final_path, run.partition_path], {"memguard": exp.memguard.classifier_constants()},
+                            lambda: memguard.write_classifier(run, exp.memguard)))
     result += [stage(f"RelaxLoss {point.name}", "baselines", made(relaxloss.model_path(run, point.name), point.name),
                      [run.partition_path], {"fl": fl.constants(), "relaxloss": point.constants()},
                      lambda point=point: relaxloss.train_relaxloss(run, fl, point))
-               for point in exp.relaxloss.points()]
+               for point in exp.relaxloss.points() if "relaxloss" in chosen]
     result += [stage(f"AdvReg {point.name}", "baselines", made(advreg.model_path(run, point.name), point.name),
                      [run.partition_path],
                      {"fl": fl.constants(), "advreg": point.constants()},
                      lambda point=point: advreg.train_advreg(run, fl, point))
-               for point in exp.advreg.points()]
+               for point in exp.advreg.points() if "advreg" in chosen]
     result += [stage(f"DP-FedAvg eps={point.target_eps:g}", "baselines",
                      made(dp_fedavg.model_path(run, point.target_eps), point.name), [run.partition_path],
                      {"fl": fl.constants(), "dp_fedavg": point.constants()},
                      lambda point=point: dp_fedavg.train_dp_fedavg(run, fl, point))
-               for point in exp.dp_fedavg.points()]
+               for point in exp.dp_fedavg.points() if "dp_fedavg" in chosen]
     return result
 
 
 def trained_defenses(exp: Experiment) -> list[str]:
-    """The defenses whose training changes what the FL server receives (the server attacks them too)."""
-    return ([dp_tuning.model_name(search.target_eps) for search in exp.baselines.dp_searches()]
-            + [point.name for point in (*exp.hamp.points(), *exp.relaxloss.points(), *exp.advreg.points(),
-                                        *exp.dp_fedavg.points())])
+    """The chosen defenses whose training changes what the FL server receives (the server attacks them too)."""
+    names = ([dp_tuning.model_name(search.target_eps) for search in exp.baselines.dp_searches()]
+             + [point.name for point in (*exp.hamp.points(), *exp.relaxloss.points(), *exp.advreg.points(),
+                                         *exp.dp_fedavg.points())])
+    return [name for name in names if defense_of(name) in exp.defenses]
 
 
 def p2_stages(exp: Experiment, stage, settings: P2Settings, folder: str = "p2", label: str = "P2") -> list[Stage]:

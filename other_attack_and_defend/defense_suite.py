@@ -155,6 +155,19 @@ def defended_targets(run: Run, settings: BaselineDefenseSettings, competitors: C
 
 # ---------------------------------------------------------------- names back to defenses (the trade-off plot)
 
+DEFENSES = ("output_noise", "top_k", "dp_sgd", "hamp", "memguard", "relaxloss", "advreg", "dp_fedavg")
+
+
+def defense_of(model: str) -> str | None:
+    """The entry of DEFENSES a released model belongs to (main.py --defenses), None for fl, p2 and the sweep."""
+    if model == "output_noise":
+        return "output_noise"
+    if re.fullmatch(r"top\d+", model):
+        return "top_k"
+    found = family(model)
+    return found[0] if found else None
+
+
 FAMILIES = {  # family: (prefix of the extra strengths' names, the constant holding the default strength)
     "hamp": ("hamp_g", ("hamp", "HAMP_GAMMA")),
     "memguard": ("memguard_b", ("memguard", "MEMGUARD_BUDGET")),

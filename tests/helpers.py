@@ -1,7 +1,7 @@
 """Settings for tests: the constants of a per-dataset script (Adult by default), with some replaced."""
 from dataclasses import replace
 
-from pipeline import SCRIPTS, Experiment
+from pipeline import DEFENSES, SCRIPTS, Experiment
 from toolkit.settings import load
 
 
@@ -14,4 +14,4 @@ def script_settings(group: str, dataset: str = "adult", **changes):
 def experiment(run, data, **groups) -> Experiment:
     """An Experiment of `run` on `data`: the given settings groups, the Adult scripts' for the others."""
     settings = {group: groups.get(group) or script_settings(group) for group in SCRIPTS}
-    return Experiment(run=run, data=data, **settings)
+    return Experiment(run=run, data=data, defenses=DEFENSES, **settings)

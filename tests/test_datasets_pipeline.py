@@ -353,7 +353,7 @@ def test_main_quick_on_mnist(folders, one_thread, capsys):
     import main
 
     write_mnist(folders / "mnist")
-    main.main(["--dataset", "mnist", "--quick"])
+    main.main(["--dataset", "mnist", "--quick", "--defenses", "none"])
     assert "mnist (quick preset" in capsys.readouterr().out
 
 

@@ -176,7 +176,7 @@ def test_an_empty_results_folder_retrains_no_model(adult, tmp_path):
 # ---------------------------------------------------------------- 8. reruns, resumes, leftovers, file modes
 
 def test_changing_eps_reruns_p2_and_the_attacks_on_it_only(adult):
-    experiment = quick_experiment()
+    experiment = replace(quick_experiment(), defenses=("top_k",))
     attacks = ("gradient", "shokri", "loss")
     runner.run(pipeline.stages(experiment, attacks))
     changed = replace(experiment, p2=replace(experiment.p2, eps=0.2))
@@ -190,6 +190,18 @@ def test_changing_eps_reruns_p2_and_the_attacks_on_it_only(adult):
     assert stale_names(changed, attacks) == ["gradient attack on p2", "shokri attack on p2",
                                              "shokri_p2aware attack on p2", "server attacks", "loss attack on p2",
                                              "loss_p2aware attack on p2"]  # DP-SGD, shadows, references: kept
+
+
+def test_defenses_chooses_which_models_are_trained_and_attacked(adult):
+    experiment = replace(quick_experiment(), defenses=("top_k", "hamp"))
+    assert [target.name for target in pipeline.targets(experiment)] == ["fl", "p2", "top1", "hamp"]
+    names = [stage.name for stage in pipeline.stages(experiment, ("loss",))]
+    assert "HAMP hamp" in names and "server attacks on hamp" in names
+    assert not [name for name in names if name.startswith(("DP-SGD", "DP-FedAvg", "RelaxLoss", "AdvReg", "MemGuard"))]
+    assert {name.removeprefix("loss attack on ") for name in names if name.startswith("loss attack on ")} == \
+        {"fl", "p2", "top1", "hamp"}
+    with pytest.raises(P2Error, match="unknown defense"):
+        pipeline.load_experiment(experiment.run, defenses=("dpsgd",))
 
 
 def test_protecting_every_client_resumes_where_an_interrupted_round_stopped(adult):

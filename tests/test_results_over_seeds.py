@@ -16,7 +16,7 @@ TINY = {"FL_model_generation.FL_model_for_adult": dict(CLIENTS=2, CLIENT_SIZE=15
         "defend.defend_adult": dict(EPOCHS=2),
         "other_attack_and_defend.reference_attacks_adult": dict(NUM_REFERENCE=4),
         "other_attack_and_defend.baseline_defenses_adult": dict(DP_TARGET_EPS=(8,))}
-ATTACKS = ["--attacks", "loss", "gap"]
+ATTACKS = ["--attacks", "loss", "gap", "--defenses", "top_k"]  # what these tests need, and little else
 
 
 @pytest.fixture

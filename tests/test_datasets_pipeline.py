@@ -450,7 +450,7 @@ def test_main_all_runs_the_present_datasets_and_refuses_none(folders, monkeypatc
     assert main.datasets_to_run("cifar10", None) == ["cifar10"]
     ran = []
     monkeypatch.setattr(main, "run_experiment",
-                        lambda run, attacks, force, threads, sweep, engine: ran.append(run.dataset) or ({}, {}))
+                        lambda run, attacks, force, threads, sweep, engine, defenses: ran.append(run.dataset) or ({}, {}))
     monkeypatch.setattr(main.summary, "format_table", lambda combined: "")
     main.main(["--dataset", "all", "--quick", "--attacks", "gap"])
     assert ran == ["location", "mnist"]

@@ -49,7 +49,9 @@ def rows(summary: dict, sweep: dict | None) -> list[str]:
         best = min(within, key=lambda c: c["tpr"], default=None)
         p2 = min((c for c in within if c["model"].startswith("p2")), key=lambda c: c["tpr"], default=None)
         describe = (lambda c: f"{c['model']}: {c['tpr']:.3f} at test acc {c['test_acc']:.3f}" if c else "none")
-        result.append(f"| {summary['dataset']} | {budget * 100:.0f} points | {describe(best)} | {describe(p2)} | "
+        points = round(budget * 100)
+        result.append(f"| {summary['dataset']} | at most {points} point{'' if points == 1 else 's'} | {describe(best)} | "
+                      f"{describe(p2)} | "
                       f"{strongest(summary, 'fl', METRIC)[0]:.3f} at {fl:.3f} |")
     return result
 

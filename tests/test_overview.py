@@ -81,6 +81,6 @@ def test_frontier_names_the_most_private_defense_within_each_budget(tmp_path):
     (tmp_path / "toy" / "p2_sweep.json").write_text(json.dumps(sweep))
     text = frontier.table(tmp_path)
     one, five = text.splitlines()[2:4]
-    assert "| 1 points | p2 (EPS=0.5, ROUNDS=5): 0.050 at test acc 0.790 | p2 (EPS=0.5, ROUNDS=5)" in one
-    assert "| 5 points | dp_eps8: 0.010 at test acc 0.770 | p2 (EPS=0.5, ROUNDS=5): 0.050" in five
+    assert "| at most 1 point | p2 (EPS=0.5, ROUNDS=5): 0.050 at test acc 0.790 | p2 (EPS=0.5, ROUNDS=5)" in one
+    assert "| at most 5 points | dp_eps8: 0.010 at test acc 0.770 | p2 (EPS=0.5, ROUNDS=5): 0.050" in five
     assert five.endswith("| 0.100 at 0.800 |")

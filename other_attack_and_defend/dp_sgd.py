@@ -41,11 +41,10 @@ import torch
 from torch import nn
 from torch.func import vjp, vmap
 from torch.nn import functional as F
-from tqdm import tqdm
 
-from FL_model_generation.fedavg import fedavg, initial_state
-from FL_model_generation.models import accuracy, build_model, load_state
+from FL_model_generation.models import build_model, load_state
 from FL_model_generation.training import FLSettings
+from other_attack_and_defend.defended_fedavg import federated_training
 from toolkit.errors import P2Error
 from toolkit.run import Run
 from toolkit.seeding import torch_generator
@@ -459,23 +458,13 @@ def opacus_local_update(client: DPClient, state_dict: dict, features: torch.Tens
 def dp_federated_training(data: list[tuple[torch.Tensor, torch.Tensor]], fl: FLSettings, seed: int,
                           clients: list[DPClient], test_data: tuple[torch.Tensor, torch.Tensor] | None = None,
                           description: str = "DP-SGD", on_round=None) -> dict:
-    """FedAvg as FL_model_generation.fedavg.federated_training runs it (the same initial weights, per
-    round and client generators, sample-weighted mean), with each round's local updates done by
-    local_round for all clients together; returns the final global state dict. `on_round(round, global
-    state, client states)` sees every round's models."""
-    global_state = initial_state(fl.architecture, seed)
-    sizes = [len(labels) for _, labels in data]
-    for round_index in tqdm(range(1, fl.rounds + 1), desc=description, unit="round", leave=False):
-        generators = [torch_generator(seed, "fedavg", round_index, client) for client in range(len(data))]
-        client_states = local_round(global_state, data, clients, fl, generators)
-        global_state = fedavg(client_states, sizes)
-        if on_round is not None:
-            on_round(round_index, global_state, client_states)
-        if test_data is not None:
-            model = load_state(build_model(fl.architecture), global_state, "the global model")
-            log.info("%s round %d/%d: test accuracy %.4f", description, round_index, fl.rounds,
-                     accuracy(model, *test_data))
-    return global_state
+    """FedAvg (defended_fedavg.federated_training: the same initial weights, per round and client generators,
+    sample-weighted mean) with each round's local updates done by local_round for all clients together;
+    returns the final global state dict. `on_round(round, global state, client states)` sees every round."""
+    return federated_training(data, fl, seed,
+                              lambda round_index, state, data, generators: local_round(state, data, clients, fl,
+                                                                                       generators),
+                              test_data=test_data, description=description, on_round=on_round)
 
 
 def checkpoint_meta(run: Run, fl: FLSettings, dp: DPSettings, clients: list[DPClient]) -> dict:

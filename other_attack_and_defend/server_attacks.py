@@ -62,18 +62,41 @@ def _probabilities(model, features: torch.Tensor) -> np.ndarray:
     return predict_logits(model, features).softmax(1).double().numpy()
 
 
-def attack_clients(run: Run, files: P2Files, p2_settings, fl_rounds: int, num_reference: int) -> dict:
-    """Every server attack against every client; returns what server_attacks.json holds."""
+def _client_views(run: Run, num_reference: int):
+    """Per client: (features and labels of its members followed by the evaluation non-members, which rows are
+    members, the reference models' signal on them): what every server attack scores."""
     dataset, partition = load_dataset(run.dataset, run.data_dir), load_partition(run)
     references = [load_model(reference_path(run, k), run)[0] for k in range(num_reference)]
     outsiders = tensors(dataset, partition.eval_nonmembers)
-    per_client = {attack: [] for attack in ATTACKS}
-    for client, rows in enumerate(partition.clients):
+    for rows in partition.clients:
         members = tensors(dataset, rows)
         features = torch.cat([members[0], outsiders[0]])
         labels = torch.cat([members[1], outsiders[1]])
         is_member = np.arange(len(labels)) < len(rows)
         reference_signal = np.stack([logit_confidence(_probabilities(m, features), labels) for m in references], 1)
+        yield features, labels, is_member, reference_signal
+
+
+def _over_clients(per_client: dict[str, list[dict]], label: str) -> dict:
+    """Each attack's metrics: mean and std over the clients, and every client's."""
+    result = {}
+    for attack, values in per_client.items():
+        if not values:
+            continue
+        metrics = values[0].keys()
+        result[attack] = {**{metric: float(np.mean([v[metric] for v in values])) for metric in metrics},
+                          "std_over_clients": {metric: float(np.std([v[metric] for v in values])) for metric in metrics},
+                          "per_client": values}
+        log.info("server attack %s%s: AUC %.4f ± %.4f over %d clients, TPR@1%%FPR %.4f", attack, label,
+                 result[attack]["auc"], result[attack]["std_over_clients"]["auc"], len(values),
+                 result[attack]["tpr_at_1pct_fpr"])
+    return result
+
+
+def attack_clients(run: Run, files: P2Files, p2_settings, fl_rounds: int, num_reference: int) -> dict:
+    """Every server attack against every client; returns what server_attacks.json holds."""
+    per_client = {attack: [] for attack in ATTACKS}
+    for client, (features, labels, is_member, reference_signal) in enumerate(_client_views(run, num_reference)):
         local, _ = load_model(run.fl_client_path(fl_rounds, client), run)
         returned, _ = load_model(files.client(1, client), run)
         sent, _ = load_model(starting_checkpoint(run, p2_settings, fl_rounds, client), run)
@@ -91,17 +114,7 @@ def attack_clients(run: Run, files: P2Files, p2_settings, fl_rounds: int, num_re
                                           - log_true_probability(_probabilities(before, features), labels))
         for attack, values in scores.items():
             per_client[attack].append(threshold_free_metrics(values, is_member))
-    result = {}
-    for attack, values in per_client.items():
-        if not values:
-            continue
-        metrics = values[0].keys()
-        result[attack] = {**{metric: float(np.mean([v[metric] for v in values])) for metric in metrics},
-                          "std_over_clients": {metric: float(np.std([v[metric] for v in values])) for metric in metrics},
-                          "per_client": values}
-        log.info("server attack %s: AUC %.4f ± %.4f over %d clients, TPR@1%%FPR %.4f", attack, result[attack]["auc"],
-                 result[attack]["std_over_clients"]["auc"], len(values), result[attack]["tpr_at_1pct_fpr"])
-    return result
+    return _over_clients(per_client, "")
 
 
 def _lira(probabilities: np.ndarray, labels: torch.Tensor, reference_signal: np.ndarray) -> np.ndarray:
@@ -141,18 +154,10 @@ def defense_output_path(run: Run, name: str):
 
 def attack_defense_clients(run: Run, name: str, num_reference: int) -> dict:
     """local_model, local_model_loss and round_difference against every client of the defended training `name`."""
-    dataset, partition = load_dataset(run.dataset, run.data_dir), load_partition(run)
-    references = [load_model(reference_path(run, k), run)[0] for k in range(num_reference)]
-    outsiders = tensors(dataset, partition.eval_nonmembers)
-    paths = last_round_paths(run, name, len(partition.clients))
+    paths = last_round_paths(run, name, len(load_partition(run).clients))
     before, _ = load_model(paths[0], run)
     per_client = {attack: [] for attack in DEFENSE_ATTACKS}
-    for client, rows in enumerate(partition.clients):
-        members = tensors(dataset, rows)
-        features = torch.cat([members[0], outsiders[0]])
-        labels = torch.cat([members[1], outsiders[1]])
-        is_member = np.arange(len(labels)) < len(rows)
-        reference_signal = np.stack([logit_confidence(_probabilities(m, features), labels) for m in references], 1)
+    for client, (features, labels, is_member, reference_signal) in enumerate(_client_views(run, num_reference)):
         local_p = _probabilities(load_model(paths[1 + client], run)[0], features)
         scores = {"local_model": _lira(local_p, labels, reference_signal),
                   "local_model_loss": log_true_probability(local_p, labels),
@@ -160,15 +165,7 @@ def attack_defense_clients(run: Run, name: str, num_reference: int) -> dict:
                                        - log_true_probability(_probabilities(before, features), labels))}
         for attack, values in scores.items():
             per_client[attack].append(threshold_free_metrics(values, is_member))
-    result = {}
-    for attack, values in per_client.items():
-        metrics = values[0].keys()
-        result[attack] = {**{metric: float(np.mean([v[metric] for v in values])) for metric in metrics},
-                          "std_over_clients": {metric: float(np.std([v[metric] for v in values])) for metric in metrics},
-                          "per_client": values}
-        log.info("server attack %s on %s: AUC %.4f ± %.4f over %d clients", attack, name, result[attack]["auc"],
-                 result[attack]["std_over_clients"]["auc"], len(values))
-    return result
+    return _over_clients(per_client, f" on {name}")
 
 
 def write_defense(run: Run, name: str, num_reference: int) -> None:

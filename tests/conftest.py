@@ -3,6 +3,7 @@ requirements.txt, and pyproject.toml puts the repository on pytest's path.)"""
 import urllib.request
 
 import pytest
+import torch
 
 
 @pytest.fixture(autouse=True)
@@ -16,3 +17,13 @@ def offline(monkeypatch):
         return real(url, *args, **kwargs)
 
     monkeypatch.setattr(urllib.request, "urlopen", urlopen)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models run faster on one thread, and a shared 2-core machine is not oversubscribed (for the rest of
+    the module, once a test asks)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

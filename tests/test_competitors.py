@@ -22,12 +22,7 @@ from toolkit.checkpoints import save_checkpoint
 MLP = {"kind": "mlp", "sizes": [6, 16, 4]}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def fl_settings(**changes) -> FLSettings:
@@ -338,7 +333,6 @@ def test_dp_fedavg_noise_has_the_stated_sigma():
 
 def test_dp_fedavg_accountant_matches_opacus_for_the_same_noise_rate_and_steps():
     from opacus.accountants import RDPAccountant
-    from opacus.accountants.analysis.rdp import compute_rdp
 
     delta, rounds = 0.01, 10
     for z in (0.3, 1.0, 4.0):
@@ -347,9 +341,6 @@ def test_dp_fedavg_accountant_matches_opacus_for_the_same_noise_rate_and_steps()
             accountant.step(noise_multiplier=z, sample_rate=1.0)
         assert dp_fedavg.spent_epsilon(z, rounds, delta) == pytest.approx(
             accountant.get_epsilon(delta=delta, alphas=list(dp_fedavg.ALPHAS)), rel=1e-9)
-        orders = np.array([2.0, 8.0, 32.0])  # q = 1: the Gaussian mechanism's exact RDP, alpha / (2 z^2) per round
-        assert compute_rdp(q=1.0, noise_multiplier=z, steps=rounds, orders=orders) == pytest.approx(
-            rounds * orders / (2 * z ** 2))
     for target in (8.0, 100.0):
         z = dp_fedavg.noise_multiplier(target, delta, rounds)
         assert target * 0.98 <= dp_fedavg.spent_epsilon(z, rounds, delta) <= target + 1e-6

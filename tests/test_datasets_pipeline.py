@@ -34,15 +34,6 @@ def folders(tmp_path, monkeypatch) -> Path:
     return tmp_path / "data"
 
 
-@pytest.fixture
-def one_thread():
-    """Small models run faster on one thread, and a shared CPU is not oversubscribed."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def check_partition(partition, sizes: PartitionSettings | None = None) -> None:
     """Roles disjoint (the defenses' reference rows of every client included), clients partition the members, the
     attacker's members are members."""

@@ -19,13 +19,7 @@ CLIENT_SIZE = 64
 BATCH = 4  # sample rate 1/16: Opacus' RDP bisection is much slower at large sample rates
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models on a shared machine: extra threads only contend."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def client_data(seed: int, size: int = CLIENT_SIZE):

@@ -15,12 +15,7 @@ CNN = {"kind": "cnn", "in_channels": 1, "num_classes": 3, "image_size": 8, "chan
        "kernel_size": 3, "padding": 1}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def data(architecture, sizes, seed=0):

@@ -1,6 +1,7 @@
 """Benchmark: one step of the stacked optimizer as the training loop used to feed it (gradients in the layout
 autograd returns, each tensor updated whole) against today's (gradients made contiguous once, each tensor
-updated in cache-sized slices), side by side in one run, and the full fine-tuning both ways.
+updated in cache-sized slices), side by side in one run; then, for scale, a few epochs of P2 fine-tuning with
+today's code.
 
 A vmapped Linear's weight gradient comes back transposed in memory, so every elementwise operation of the update
 (five for Adam) walked it with a stride; and on a stack of many models each operation streamed whole tensors
@@ -47,7 +48,7 @@ def optimizer_steps(parameters, gradients, steps: int, contiguous: bool, slice_s
     return time.perf_counter() - started
 
 
-def fine_tuning(models: int, epochs: int) -> tuple[float, list[dict]]:
+def fine_tuning(models: int, epochs: int) -> float:
     """Seconds for P2-style fine-tuning of `models` Location client models (150 rows each) with today's code."""
     torch.manual_seed(0)
     module = build_model(LOCATION_MLP)
@@ -56,10 +57,9 @@ def fine_tuning(models: int, epochs: int) -> tuple[float, list[dict]]:
     targets = [torch.rand(150, 30, generator=data).softmax(1) for _ in range(models)]
     recipe = Recipe("adam", lr=3e-4, epochs=epochs, batch_size=128, reduction="sum")
     started = time.perf_counter()
-    states = train_stacked(module, [module.state_dict()] * models, inputs, targets, recipe,
-                           [torch.Generator().manual_seed(m) for m in range(models)],
-                           per_example_loss=l2_target_distances)
-    return time.perf_counter() - started, states
+    train_stacked(module, [module.state_dict()] * models, inputs, targets, recipe,
+                  [torch.Generator().manual_seed(m) for m in range(models)], per_example_loss=l2_target_distances)
+    return time.perf_counter() - started
 
 
 def main() -> None:
@@ -83,7 +83,7 @@ def main() -> None:
     print(f"Adam step, autograd's layout, whole tensors: {before / args.steps * 1e3:7.1f} ms")
     print(f"Adam step, contiguous, in slices:            {after / args.steps * 1e3:7.1f} ms   "
           f"{before / after:.2f}x, same bits: {same}")
-    seconds, _ = fine_tuning(args.models, epochs=5)
+    seconds = fine_tuning(args.models, epochs=5)
     print(f"for scale: 5 epochs of P2 fine-tuning (10 steps, forward and backward included) with today's code: "
           f"{seconds:.1f} s")
 

@@ -111,9 +111,7 @@ def dp_recipe(experiment, search: dp_tuning.Search) -> dp_tuning.Candidate:
     path = dp_tuning.search_path(experiment.run, search.target_eps)
     if not path.is_file():
         return search.grid()[0]
-    chosen = load_json(path)["chosen"]
-    return dp_tuning.Candidate(float(chosen["lr"]), float(chosen["max_grad_norm"]), int(chosen["local_epochs"]),
-                               float(chosen["momentum"]))
+    return dp_tuning.chosen_candidate(load_json(path))
 
 
 def costs(experiment) -> dict[str, tuple[int, float, str]]:

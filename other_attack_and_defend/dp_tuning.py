@@ -211,14 +211,20 @@ def write_search(run: Run, fl: FLSettings, search: Search) -> dict:
     return result
 
 
+def chosen_candidate(record: dict) -> Candidate:
+    """The recipe a search record (`write_search`'s file) chose."""
+    chosen = record["chosen"]
+    return Candidate(float(chosen["lr"]), float(chosen["max_grad_norm"]), int(chosen["local_epochs"]),
+                     float(chosen["momentum"]))
+
+
 def train_tuned(run: Run, fl: FLSettings, search: Search) -> dict:
     """The model dp_eps<E>: FedAvg with DP-SGD with the chosen recipe on the clients' full data."""
     from data_partitioning import load_partition, tensors
     from data_preprocessing import load_dataset
 
     found = load_json(search_path(run, search.target_eps))
-    chosen = Candidate(float(found["chosen"]["lr"]), float(found["chosen"]["max_grad_norm"]),
-                       int(found["chosen"]["local_epochs"]), float(found["chosen"]["momentum"]))
+    chosen = chosen_candidate(found)
     recipe, dp = chosen.fl(fl), chosen.dp(search.target_eps, search.delta_factor)
     dataset, partition = load_dataset(run.dataset, run.data_dir), load_partition(run)
     data = [tensors(dataset, rows) for rows in partition.clients]

@@ -7,7 +7,7 @@ from tests.test_end_to_end import run_main
 
 # every stage kind once (the white-box attack, shadow and reference models, P2-aware attackers, the server's
 # attacks, a release defense and a trained one), without training every defense twice; one thread, as the
-# committed results: with two, this test failed in two of five full-suite runs on a busy machine (not understood)
+# committed results: with two, this test failed in two of six full-suite runs on a busy machine (not understood)
 FLAGS = ("--defenses", "top_k", "hamp", "--threads", "1")
 
 

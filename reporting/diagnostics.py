@@ -37,16 +37,22 @@ def diagnostics(run: Run, target: Target, rows: dict, fl_labels: dict[str, torch
                 targets: dict[str, torch.Tensor] | None) -> dict:
     """{side: {true_prob, top_prob, labels_kept[, target_distance]}} for one released model."""
     model, _ = load_model(target.checkpoint, run)
-    result = {}
-    for side, (features, labels) in rows.items():
-        released = target.posteriors(model, features).double()
-        values = {"true_prob": float(released[torch.arange(len(labels)), labels].mean()),
-                  "top_prob": float(released.max(1).values.mean()),
-                  "labels_kept": float((released.argmax(1) == fl_labels[side]).double().mean())}
-        if targets is not None:
-            values["target_distance"] = float((released - targets[side].double()).norm(dim=1).mean())
-        result[side] = values
-    return result
+    return {side: side_diagnostics(target.posteriors(model, features), labels, fl_labels[side],
+                                   None if targets is None else targets[side])
+            for side, (features, labels) in rows.items()}
+
+
+def side_diagnostics(released: torch.Tensor, labels: torch.Tensor, fl_labels: torch.Tensor,
+                     targets: torch.Tensor | None = None) -> dict:
+    """{true_prob, top_prob, labels_kept[, target_distance]} of released posteriors on one side's rows:
+    means over the rows; labels kept against the FL model's labels `fl_labels`."""
+    released = released.double()
+    values = {"true_prob": float(released[torch.arange(len(labels)), labels].mean()),
+              "top_prob": float(released.max(1).values.mean()),
+              "labels_kept": float((released.argmax(1) == fl_labels).double().mean())}
+    if targets is not None:
+        values["target_distance"] = float((released - targets.double()).norm(dim=1).mean())
+    return values
 
 
 def all_diagnostics(run: Run, targets: list[Target], p2_settings: P2Settings, p2_models: set[str]) -> dict:

@@ -5,6 +5,8 @@ import urllib.request
 import pytest
 import torch
 
+from tests.synthetic_adult import write_synthetic_adult
+
 
 @pytest.fixture(autouse=True)
 def offline(monkeypatch):
@@ -27,3 +29,14 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def adult(tmp_path, monkeypatch):
+    """Synthetic Adult files and temporary folders for a quick run in this process; returns the data folder."""
+    for variable, name in (("P2_DATA_DIR", "data"), ("P2_CACHE_DIR", "cache"), ("P2_MODEL_DIR", "model"),
+                           ("P2_RESULTS_DIR", "results")):
+        monkeypatch.setenv(variable, str(tmp_path / name))
+    monkeypatch.setenv("P2_VERIFY_CHECKSUMS", "0")
+    write_synthetic_adult(tmp_path / "data", train_rows=1500, test_rows=700)
+    return tmp_path / "data"

@@ -10,24 +10,12 @@ from pathlib import Path
 import pytest
 
 import pipeline
-from tests.synthetic_adult import write_synthetic_adult
 from toolkit import stages as runner
 from toolkit.checkpoints import clean_orphans, save_checkpoint
 from toolkit.errors import P2Error
 from toolkit.run import Run
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def adult(tmp_path, monkeypatch):
-    """Synthetic Adult files and temporary folders; returns the data folder."""
-    for variable, name in (("P2_DATA_DIR", "data"), ("P2_CACHE_DIR", "cache"), ("P2_MODEL_DIR", "model"),
-                           ("P2_RESULTS_DIR", "results")):
-        monkeypatch.setenv(variable, str(tmp_path / name))
-    monkeypatch.setenv("P2_VERIFY_CHECKSUMS", "0")
-    write_synthetic_adult(tmp_path / "data", train_rows=1500, test_rows=700)
-    return tmp_path / "data"
 
 
 def quick_experiment():
@@ -114,6 +102,7 @@ def test_p2_clients_made_from_an_older_fl_model_are_never_averaged(adult, monkey
     ("menif_attack.membership_attack_adult", "LAYERS", ("fc9.weight",),
      r"LAYERS = \('fc9.weight',\) in menif_attack/membership_attack_adult\.py: \['fc9.weight'\] match no parameter"),
     ("defend.defend_adult", "START", "first", r"START = 'first' in defend/defend_adult\.py: must be one of"),
+    ("defend.defend_adult", "TRAINABLE", "fc", r"TRAINABLE = 'fc' in defend/defend_adult\.py: must be a tuple of strings$"),
 ])
 def test_a_bad_constant_is_named_as_written_with_its_file(adult, monkeypatch, module, constant, value, message):
     monkeypatch.setattr(__import__(module, fromlist=["_"]), constant, value)

@@ -45,7 +45,8 @@ def _describe(annotation) -> str:
     if origin in (types.UnionType, typing.Union):
         return " or ".join(_describe(arg) for arg in typing.get_args(annotation))
     if origin is tuple:
-        return f"a tuple of {_describe(typing.get_args(annotation)[0])}s"
+        item = _describe(typing.get_args(annotation)[0]).removeprefix("an ").removeprefix("a ")
+        return f"a tuple of {item}s"
     if origin is typing.Literal:
         return "one of " + ", ".join(repr(arg) for arg in typing.get_args(annotation))
     return {int: "an integer", float: "a number", str: "a string", bool: "True or False", dict: "a dict",

@@ -5,7 +5,8 @@ released model, the average of the clients' P2 models, is measured on the evalua
 labels kept against the FL model, mean top probability, and the loss attack's AUC and TPR at 1% FPR
 (members against non-members: a signal no attacker has to fit). The first setting is the constants of
 defend/defend_<dataset>.py as they are, with the batch orders of the pipeline's P2 stage, so its row is the
-pipeline's P2 model; each --try changes some of those constants. EPS near 0 is the control that fine-tunes
+pipeline's P2 model up to float rounding, which 200 epochs can amplify (docs/NOTES.md §7.11); each --try
+changes some of those constants. EPS near 0 is the control that fine-tunes
 toward the FL model's own outputs: what P2 does beyond it is the poisoned targets' doing (docs/NOTES.md §7.11).
 The full attack battery on a setting is `main.py --sweep`.
 
@@ -86,13 +87,12 @@ def batch_order(seed: int, rounds: int):
     return generator
 
 
-def evaluation_rows(experiment: Experiment) -> tuple[dict, dict]:
+def evaluation_rows(experiment: Experiment, fl_model: torch.nn.Module) -> tuple[dict, dict]:
     """({side: (features, labels)} for the evaluation members and non-members and the test rows,
     {side: the FL model's labels})."""
     partition = load_partition(experiment.run)
     rows = {side: tensors(experiment.data, getattr(partition, name))
             for side, name in (("members", "eval_members"), ("nonmembers", "eval_nonmembers"), ("test", "test"))}
-    fl_model, _ = load_model(experiment.run.fl_final_path, experiment.run)
     return rows, {side: predict_logits(fl_model, features).argmax(1) for side, (features, _) in rows.items()}
 
 
@@ -120,9 +120,9 @@ def try_settings(experiment: Experiment, tries: list[dict]) -> dict:
             raise P2Error(f"START = {candidate.start!r}: p2_try_settings.py starts every client from the final "
                           f"global model (START = 'global'); for the original code's variant set START in "
                           f"{experiment.script('p2')} and run main.py")
-    rows, fl_labels = evaluation_rows(experiment)
-    federation = [tensors(experiment.data, client) for client in load_partition(run).clients]
     fl_model, meta = load_model(run.fl_final_path, run)
+    rows, fl_labels = evaluation_rows(experiment, fl_model)
+    federation = [tensors(experiment.data, client) for client in load_partition(run).clients]
     result = {"dataset": run.dataset, "seed": run.seed, "quick": run.quick, "threads": torch.get_num_threads(),
               "data_fingerprint": experiment.data.fingerprint, "fl": measure(fl_model, rows, fl_labels), "settings": []}
     for changes, setting in tqdm(list(zip([{}] + tries, settings)), desc=f"P2 settings on {run.dataset}",
@@ -136,9 +136,12 @@ def try_settings(experiment: Experiment, tries: list[dict]) -> dict:
     return result
 
 
+def setting_name(changes: dict) -> str:
+    return " ".join(f"{key}={value!r}" for key, value in changes.items()) or "script constants"
+
+
 def describe(changes: dict, entry: dict) -> str:
-    name = " ".join(f"{key}={value!r}" for key, value in changes.items()) or "script constants"
-    return (f"{name}: test accuracy {entry['test_acc']:.4f}, labels kept {entry['members']['labels_kept']:.4f} / "
+    return (f"{setting_name(changes)}: test accuracy {entry['test_acc']:.4f}, labels kept {entry['members']['labels_kept']:.4f} / "
             f"{entry['nonmembers']['labels_kept']:.4f}, top probability {entry['members']['top_prob']:.3f} / "
             f"{entry['nonmembers']['top_prob']:.3f} (members / non-members), loss attack AUC "
             f"{entry['loss_attack']['auc']:.4f}")
@@ -148,9 +151,7 @@ def table(result: dict) -> str:
     """The result as a Markdown table, the FL model first."""
     lines = ["| setting | test acc | labels kept (members / non) | top prob (members / non) | loss AUC | "
              "loss TPR@1% |", "|---|---|---|---|---|---|"]
-    named = [("FL model", result["fl"])] + [
-        (" ".join(f"{k}={v!r}" for k, v in entry["changes"].items()) or "script constants", entry)
-        for entry in result["settings"]]
+    named = [("FL model", result["fl"])] + [(setting_name(entry["changes"]), entry) for entry in result["settings"]]
     for name, entry in named:
         lines.append(f"| {name} | {entry['test_acc']:.4f} | {entry['members']['labels_kept']:.4f} / "
                      f"{entry['nonmembers']['labels_kept']:.4f} | {entry['members']['top_prob']:.3f} / "

@@ -1,7 +1,8 @@
-"""Settings for tests: the constants of a per-dataset script (Adult by default), with some replaced."""
+"""Settings and stage runs for tests: the constants of a per-dataset script (Adult by default), with some replaced."""
 from dataclasses import replace
 
-from pipeline import DEFENSES, SCRIPTS, Experiment
+from pipeline import DEFENSES, SCRIPTS, Experiment, stages
+from toolkit import stages as runner
 from toolkit.settings import load
 
 
@@ -15,3 +16,10 @@ def experiment(run, data, **groups) -> Experiment:
     """An Experiment of `run` on `data`: the given settings groups, the Adult scripts' for the others."""
     settings = {group: groups.get(group) or script_settings(group) for group in SCRIPTS}
     return Experiment(run=run, data=data, defenses=DEFENSES, **settings)
+
+
+def run_groups(experiment, groups, attacks=()):
+    """Run the stages of the settings `groups` (and of `attacks`) of a run; returns them."""
+    chosen = [stage for stage in stages(experiment, tuple(attacks)) if stage.group in groups]
+    runner.run(chosen)
+    return chosen

@@ -5,17 +5,13 @@ import pytest
 import pipeline
 from defend import p2_try_settings
 from FL_model_generation.fl_stage import load_model
-from toolkit import stages as runner
+from tests.helpers import run_groups
 from toolkit.errors import P2Error
 from toolkit.run import Run
 
 
 def quick_experiment():
     return pipeline.load_experiment(Run("adult", seed=0, quick=True), defenses=())
-
-
-def run_groups(experiment, groups):
-    runner.run([stage for stage in pipeline.stages(experiment) if stage.group in groups])
 
 
 def test_the_script_setting_is_the_pipeline_p2_model_and_a_try_changes_what_it_names(adult, one_thread):
@@ -25,7 +21,8 @@ def test_the_script_setting_is_the_pipeline_p2_model_and_a_try_changes_what_it_n
 
     script, tried = result["settings"]
     p2_model, _ = load_model(experiment.run.p2_global_path, experiment.run)
-    rows, fl_labels = p2_try_settings.evaluation_rows(experiment)
+    fl_model, _ = load_model(experiment.run.fl_final_path, experiment.run)
+    rows, fl_labels = p2_try_settings.evaluation_rows(experiment, fl_model)
     pipeline_model = p2_try_settings.measure(p2_model, rows, fl_labels)
     assert script["test_acc"] == pytest.approx(pipeline_model["test_acc"], abs=1e-9)
     for side in ("members", "nonmembers"):

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import pipeline
+from tests.helpers import run_groups
 from toolkit import stages as runner
 from toolkit.checkpoints import clean_orphans, save_checkpoint
 from toolkit.errors import P2Error
@@ -20,12 +21,6 @@ REPO = Path(__file__).resolve().parents[1]
 
 def quick_experiment():
     return pipeline.load_experiment(Run("adult", seed=0, quick=True))
-
-
-def run_groups(experiment, groups, attacks=()):
-    chosen = [stage for stage in pipeline.stages(experiment, tuple(attacks)) if stage.group in groups]
-    runner.run(chosen)
-    return chosen
 
 
 def stale_names(experiment, attacks=()) -> list[str]:

@@ -8,13 +8,12 @@ Seeds made otherwise are left out, with one log line naming them and the command
 The committed tables hold every seed's numbers (metrics.csv), so rerunning one committed seed on a fresh
 clone rebuilds the same files.
 """
-import json
 import logging
 
 import pandas as pd
 
 from reporting import metrics_table
-from reporting.summary import dataset_folder
+from reporting.summary import dataset_folder, made_like
 from toolkit.checkpoints import load_json, save_json
 from toolkit.errors import P2Error
 
@@ -22,8 +21,9 @@ log = logging.getLogger(__name__)
 
 
 def _same(summary: dict, current: dict) -> bool:
-    return (json.dumps(summary.get("settings"), sort_keys=True) == json.dumps(current["settings"], sort_keys=True)
-            and summary.get("data_fingerprint") == current["data_fingerprint"])
+    """The sweep's grid changes no model of a seed's summary (its points are in p2_sweep.json, which compares
+    them itself): a seed run without `--sweep`, or with another grid, counts beside one run with it."""
+    return made_like(summary, current, ignoring=("p2_sweep",))
 
 
 def _run_summaries(dataset: str) -> dict[int, dict]:

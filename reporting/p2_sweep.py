@@ -5,12 +5,11 @@ Per run: results/<dataset>/seed<k>/p2_sweep.json. Over seeds: results/<dataset>/
 per setting, and each seed's values, so later runs can add seeds) and p2_sweep.png, built like the other
 per-dataset results from every seed made with the current constants and data (reporting/aggregate.py).
 """
-import json
 import logging
 
 import numpy as np
 
-from reporting.summary import attack_metrics, dataset_folder
+from reporting.summary import attack_metrics, dataset_folder, made_like
 from reporting.tradeoff_plot import PANELS, display_name, dp_eps, strongest
 from toolkit.checkpoints import load_json, save_figure, save_json
 from toolkit.errors import P2Error
@@ -38,11 +37,6 @@ def run_entries(run, points, attacks: list[str], utility: dict, checks: dict) ->
     return entries
 
 
-def _same(result: dict, current: dict) -> bool:
-    return (json.dumps(result.get("settings"), sort_keys=True) == json.dumps(current["settings"], sort_keys=True)
-            and result.get("data_fingerprint") == current["data_fingerprint"])
-
-
 def refresh(dataset: str, current: dict) -> dict | None:
     """Rewrite results/<dataset>/p2_sweep.{json,png} from every current seed (committed ones included)."""
     folder = dataset_folder(dataset)
@@ -50,7 +44,7 @@ def refresh(dataset: str, current: dict) -> dict | None:
     combined_path = folder / "p2_sweep.json"
     if combined_path.is_file():
         combined = load_json(combined_path)
-        if _same(combined, current):
+        if made_like(combined, current):
             per_seed.update({int(seed): entries for seed, entries in combined["per_seed"].items()})
         else:
             stale.update(int(seed) for seed in combined.get("per_seed", {}))
@@ -60,7 +54,7 @@ def refresh(dataset: str, current: dict) -> dict | None:
         except P2Error as error:
             log.warning("%s", error)
             continue
-        if _same(result, current):
+        if made_like(result, current):
             per_seed[result["seed"]] = result["points"]
             stale.discard(result["seed"])
         elif result["seed"] not in per_seed:

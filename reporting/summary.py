@@ -72,6 +72,16 @@ def same_results(path, summary: dict) -> bool:
             == json.loads(json.dumps({k: v for k, v in summary.items() if k not in ignored})))
 
 
+def made_like(result: dict, current: dict, ignoring: tuple[str, ...] = ()) -> bool:
+    """Whether `result` (a summary or sweep record) was made with `current`'s constants, the settings groups
+    in `ignoring` aside, and from the same data."""
+    def constants(record: dict) -> str:
+        settings = {group: values for group, values in (record.get("settings") or {}).items() if group not in ignoring}
+        return json.dumps(settings, sort_keys=True)
+
+    return constants(result) == constants(current) and result.get("data_fingerprint") == current["data_fingerprint"]
+
+
 def dataset_folder(dataset: str):
     return paths.results_root() / dataset
 

@@ -15,8 +15,9 @@ POISON_WEIGHT = "fc5.bias"      # the weight whose gradients choose the poison l
 START = "global"                # "global": the paper's extra round; "last_local": the original code's
 
 # The grid defend/p2_sweep.py runs (every EPS with every ROUNDS; the other constants as above). Each point is a
-# whole P2 round and every attack on it, so the committed results use two values of each; widen it freely
-SWEEP_EPS = (0.1, 0.5)
+# whole P2 round and every attack on it; widen it freely. EPS 0.001 is the control: the same fine-tuning toward
+# the FL model's own outputs, without the poison (docs/NOTES.md §7.11)
+SWEEP_EPS = (0.001, 0.1, 0.5)
 SWEEP_ROUNDS = (1, 5)
 
 

@@ -2,8 +2,10 @@
 accuracy, the strongest attack's AUC and TPR at 1% FPR, and the share of members' labels it keeps.
 
 Per run: results/<dataset>/seed<k>/p2_sweep.json. Over seeds: results/<dataset>/p2_sweep.json (mean and std
-per setting, and each seed's values, so later runs can add seeds) and p2_sweep.png, built like the other
-per-dataset results from every seed made with the current constants and data (reporting/aggregate.py).
+per setting over the seeds that ran it, and each seed's values, so later runs can add seeds) and p2_sweep.png,
+built like the other per-dataset results from every seed made with the current constants and data
+(reporting/aggregate.py). A point is a setting (EPS, ROUNDS) of the current grid: a seed swept on another grid
+with the same other constants adds the points the two grids share, so widening the grid keeps the seeds made.
 """
 import logging
 
@@ -44,7 +46,7 @@ def refresh(dataset: str, current: dict) -> dict | None:
     combined_path = folder / "p2_sweep.json"
     if combined_path.is_file():
         combined = load_json(combined_path)
-        if made_like(combined, current):
+        if made_like(combined, current, ignoring=("p2_sweep",)):
             per_seed.update({int(seed): entries for seed, entries in combined["per_seed"].items()})
         else:
             stale.update(int(seed) for seed in combined.get("per_seed", {}))
@@ -54,7 +56,7 @@ def refresh(dataset: str, current: dict) -> dict | None:
         except P2Error as error:
             log.warning("%s", error)
             continue
-        if made_like(result, current):
+        if made_like(result, current, ignoring=("p2_sweep",)):
             per_seed[result["seed"]] = result["points"]
             stale.discard(result["seed"])
         elif result["seed"] not in per_seed:
@@ -64,18 +66,10 @@ def refresh(dataset: str, current: dict) -> dict | None:
         log.warning("results/%s/p2_sweep.json: seed(s) %s were made with other constants or data and are left out; "
                     "rerun them with: python defend/p2_sweep.py --dataset %s --seed %s", dataset,
                     ", ".join(map(str, sorted(stale))), dataset, " ".join(map(str, sorted(stale))))
-    if not per_seed:
+    points = combined_points(per_seed, current["settings"]["p2_sweep"])
+    if not points:
         return None
-    seeds = sorted(per_seed)
-    points = []
-    for index, first in enumerate(per_seed[seeds[0]]):
-        entries = [per_seed[seed][index] for seed in seeds]
-        point = {"eps": first["eps"], "rounds": first["rounds"], "model": first["model"]}
-        for key in VALUES:
-            values = [entry[key] for entry in entries]
-            point[key], point[f"{key}_std"] = float(np.mean(values)), float(np.std(values))
-        point["strongest_auc_attack"] = first["strongest_auc_attack"]
-        points.append(point)
+    seeds = sorted({seed for point in points for seed in point["seeds"]})
     result = {"dataset": dataset, "seeds": seeds, "settings": current["settings"],
               "data_fingerprint": current["data_fingerprint"], "raw_data": current["raw_data"], "points": points,
               "per_seed": {str(seed): per_seed[seed] for seed in seeds}}
@@ -83,6 +77,26 @@ def refresh(dataset: str, current: dict) -> dict | None:
     baselines = load_json(folder / "summary.json") if (folder / "summary.json").is_file() else None
     write_plot(result, baselines, folder / "p2_sweep.png")
     return result
+
+
+def combined_points(per_seed: dict[int, list[dict]], grid: dict) -> list[dict]:
+    """Mean and std over seeds of every point of the grid (SWEEP_EPS x SWEEP_ROUNDS) that some seed ran, each
+    with the seeds behind it."""
+    points = []
+    for eps in grid["SWEEP_EPS"]:
+        for rounds in grid["SWEEP_ROUNDS"]:
+            entries = {seed: entry for seed, entries in sorted(per_seed.items()) for entry in entries
+                       if (entry["eps"], entry["rounds"]) == (eps, rounds)}
+            if not entries:
+                continue
+            first = next(iter(entries.values()))
+            point = {"eps": eps, "rounds": rounds, "model": first["model"], "seeds": sorted(entries)}
+            for key in VALUES:
+                values = [entry[key] for entry in entries.values()]
+                point[key], point[f"{key}_std"] = float(np.mean(values)), float(np.std(values))
+            point["strongest_auc_attack"] = first["strongest_auc_attack"]
+            points.append(point)
+    return points
 
 
 def write_plot(result: dict, baselines: dict | None, path) -> None:

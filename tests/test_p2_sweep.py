@@ -6,7 +6,9 @@ import pytest
 
 from reporting import p2_sweep
 
-CURRENT = {"settings": {"p2": {"EPS": 0.1}}, "data_fingerprint": "abc", "raw_data": "official (MD5 checked)"}
+GRID = {"SWEEP_EPS": [0.1, 0.5], "SWEEP_ROUNDS": [1, 5]}
+CURRENT = {"settings": {"p2": {"EPS": 0.1}, "p2_sweep": GRID}, "data_fingerprint": "abc",
+           "raw_data": "official (MD5 checked)"}
 
 
 def entry(eps, rounds, auc, accuracy):
@@ -30,7 +32,7 @@ def results(tmp_path, monkeypatch):
 def test_settings_are_averaged_over_the_current_seeds(results, caplog):
     write(results, 0, [entry(0.1, 1, 0.60, 0.80), entry(0.5, 5, 0.54, 0.78)])
     write(results, 1, [entry(0.1, 1, 0.62, 0.82), entry(0.5, 5, 0.56, 0.76)])
-    write(results, 2, [entry(0.1, 1, 0.9, 0.1), entry(0.5, 5, 0.9, 0.1)], settings={"p2": {"EPS": 0.3}})
+    write(results, 2, [entry(0.1, 1, 0.9, 0.1), entry(0.5, 5, 0.9, 0.1)], settings={"p2": {"EPS": 0.3}, "p2_sweep": GRID})
     with caplog.at_level(logging.WARNING):
         result = p2_sweep.refresh("toy", CURRENT)
     assert result["seeds"] == [0, 1] and "seed(s) 2 were made with other constants" in caplog.text
@@ -43,3 +45,16 @@ def test_settings_are_averaged_over_the_current_seeds(results, caplog):
         (results / f"seed{seed}" / "p2_sweep.json").unlink()
     write(results, 3, [entry(0.1, 1, 0.64, 0.84), entry(0.5, 5, 0.58, 0.80)])
     assert p2_sweep.refresh("toy", CURRENT)["seeds"] == [0, 1, 3]
+
+
+def test_a_wider_grid_keeps_the_seeds_swept_on_the_narrower_one(results):
+    """Each point is averaged over the seeds that ran it: seed 0 swept EPS 0.1 and 0.5, seed 1 also 0.001."""
+    write(results, 0, [entry(0.1, 1, 0.60, 0.80), entry(0.5, 1, 0.54, 0.78)])
+    wider = {"p2": {"EPS": 0.1}, "p2_sweep": {"SWEEP_EPS": [0.001, 0.1, 0.5], "SWEEP_ROUNDS": [1]}}
+    write(results, 1, [entry(0.001, 1, 0.66, 0.83), entry(0.1, 1, 0.62, 0.82), entry(0.5, 1, 0.56, 0.76)],
+          settings=wider)
+    result = p2_sweep.refresh("toy", {**CURRENT, "settings": wider})
+    assert [(point["eps"], point["seeds"]) for point in result["points"]] == [(0.001, [1]), (0.1, [0, 1]), (0.5, [0, 1])]
+    assert result["points"][1]["strongest_auc"] == pytest.approx(0.61) and result["points"][0]["strongest_auc_std"] == 0
+    # narrowing the grid again leaves the other points out of the combined file
+    assert [point["eps"] for point in p2_sweep.refresh("toy", CURRENT)["points"]] == [0.1, 0.5]

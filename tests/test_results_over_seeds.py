@@ -46,16 +46,20 @@ def test_seeds_of_separate_invocations_add_up(tiny_adult):
     assert "| adult* | 2 | fl |" in (tiny_adult.parent / "README.md").read_text()
 
 
-def test_a_seed_made_with_another_sweep_grid_still_counts(tiny_adult, monkeypatch, caplog):
-    """The sweep's grid changes no model of a seed's summary (a bug once dropped MNIST's seeds 1 and 2 when
-    seed 0 was rerun with --sweep on a new grid)."""
+def test_a_seed_swept_on_another_grid_still_counts(tiny_adult, monkeypatch, caplog):
+    """The sweep's grid changes no model of a seed's summary, and a wider grid keeps the points swept before (a
+    bug once dropped MNIST's seeds 1 and 2 when seed 0 was rerun with --sweep on a new grid)."""
     import defend.defend_adult as p2_script
 
-    main.main(["--seed", "0", *ATTACKS])
-    monkeypatch.setattr(p2_script, "SWEEP_EPS", (0.001, 0.1))
-    with caplog.at_level(logging.WARNING, logger="reporting.aggregate"):
-        main.main(["--seed", "1", *ATTACKS])
+    monkeypatch.setattr(p2_script, "SWEEP_EPS", (0.1, 0.5))
+    monkeypatch.setattr(p2_script, "SWEEP_ROUNDS", (1,))
+    main.main(["--seed", "0", "--sweep", *ATTACKS])
+    monkeypatch.setattr(p2_script, "SWEEP_EPS", (0.001, 0.1, 0.5))
+    with caplog.at_level(logging.WARNING):
+        main.main(["--seed", "1", "--sweep", *ATTACKS])
     assert load_json(tiny_adult / "summary.json")["seed"] == [0, 1] and seeds_in(tiny_adult) == [0, 1]
+    sweep = load_json(tiny_adult / "p2_sweep.json")
+    assert [(point["eps"], point["seeds"]) for point in sweep["points"]] == [(0.001, [1]), (0.1, [0, 1]), (0.5, [0, 1])]
     assert "other constants" not in caplog.text
 
 

@@ -10,7 +10,7 @@ changes some of those constants. EPS near 0 is the control that fine-tunes
 toward the FL model's own outputs: what P2 does beyond it is the poisoned targets' doing (docs/NOTES.md §7.11).
 The full attack battery on a setting is `main.py --sweep`.
 
-Writes results/<dataset>/seed<k>/p2_try_settings.json (with --quick: results/<dataset>/quick/...).
+Writes results/<dataset>/seed<k>/p2_try_settings.json (quick_seed<k>/ with --quick).
 
     python defend/p2_try_settings.py --dataset cifar10 --try EPS=0.001 --try "LR=3e-5 EPOCHS=50"
 """

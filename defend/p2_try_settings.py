@@ -1,13 +1,14 @@
 """Try P2 settings on a trained FL model in minutes, without the attacks.
 
-Each setting's P2 round runs in memory from the run's FL model (nothing is cached or overwritten), and the
+Each tried setting's P2 round runs in memory from the run's FL model (nothing is written to model/), and the
 released model, the average of the clients' P2 models, is measured on the evaluation rows: test accuracy,
 labels kept against the FL model, mean top probability, and the loss attack's AUC and TPR at 1% FPR
-(members against non-members: a signal no attacker has to fit). The first setting is the constants of
-defend/defend_<dataset>.py as they are, with the batch orders of the pipeline's P2 stage, so its row is the
-pipeline's P2 model up to float rounding, which 200 epochs can amplify (docs/NOTES.md §7.11); each --try
-changes some of those constants. EPS near 0 is the control that fine-tunes
-toward the FL model's own outputs: what P2 does beyond it is the poisoned targets' doing (docs/NOTES.md §7.11).
+(members against non-members: a signal no attacker has to fit). The first row is the constants of
+defend/defend_<dataset>.py as they are: the pipeline's P2 model, read from model/ when that stage is up to
+date, else made in memory with the P2 stage's batch orders (the same model up to float rounding, which 200
+epochs can amplify: docs/NOTES.md §7.11). Each --try changes some of those constants. EPS near 0 is the
+control that fine-tunes toward the FL model's own outputs: what P2 does beyond it is the poisoned targets'
+doing (docs/NOTES.md §7.11).
 The full attack battery on a setting is `main.py --sweep`.
 
 Writes results/<dataset>/seed<k>/p2_try_settings.json (quick_seed<k>/ with --quick).
@@ -28,7 +29,7 @@ from FL_model_generation.fl_stage import load_model
 from FL_model_generation.models import build_model, load_state, predict_logits
 from other_attack_and_defend.metric_attacks import metric_signal
 from pipeline import Experiment, load_experiment, stages
-from reporting.diagnostics import side_diagnostics
+from reporting.diagnostics import evaluation_data, side_diagnostics
 from toolkit import cli
 from toolkit import stages as runner
 from toolkit.checkpoints import save_json
@@ -39,7 +40,6 @@ from toolkit.settings import SettingError
 from toolkit.seeding import torch_generator
 
 log = logging.getLogger(__name__)
-UPSTREAM = ("partition", "FedAvg")  # the stages whose files a try reads
 
 
 def parse_try(text: str) -> dict:
@@ -71,11 +71,13 @@ def changed(settings: P2Settings, changes: dict) -> P2Settings:
         raise P2Error(f"--try {error}") from None
 
 
-def check_upstream(experiment: Experiment) -> None:
-    """Refuse a stale or missing partition or FL model, naming the command that remakes it."""
-    for stage in stages(experiment):
-        if stage.name in UPSTREAM and (reason := runner.staleness(stage)) is not None:
-            raise P2Error(f"{stage.name} is not up to date ({reason}); run {stage.command} first (or main.py)")
+def check_upstream(experiment: Experiment) -> bool:
+    """Refuse a stale or missing partition or FL model, as the P2 stage itself would, naming the command
+    that remakes it. Returns whether the pipeline's P2 model is up to date (then it is read, not remade)."""
+    everything = stages(experiment)
+    p2_stages = [stage for stage in everything if stage.group == "p2"]
+    runner.check_upstream(everything, p2_stages)
+    return all(runner.staleness(stage) is None for stage in p2_stages)
 
 
 def batch_order(seed: int, rounds: int):
@@ -90,9 +92,7 @@ def batch_order(seed: int, rounds: int):
 def evaluation_rows(experiment: Experiment, fl_model: torch.nn.Module) -> tuple[dict, dict]:
     """({side: (features, labels)} for the evaluation members and non-members and the test rows,
     {side: the FL model's labels})."""
-    partition = load_partition(experiment.run)
-    rows = {side: tensors(experiment.data, getattr(partition, name))
-            for side, name in (("members", "eval_members"), ("nonmembers", "eval_nonmembers"), ("test", "test"))}
+    rows = {**evaluation_data(experiment.run), "test": tensors(experiment.data, load_partition(experiment.run).test)}
     return rows, {side: predict_logits(fl_model, features).argmax(1) for side, (features, _) in rows.items()}
 
 
@@ -110,10 +110,10 @@ def measure(model: torch.nn.Module, rows: dict, fl_labels: dict) -> dict:
 
 
 def try_settings(experiment: Experiment, tries: list[dict]) -> dict:
-    """Run the P2 round of the script's constants and of each of `tries` ({CONSTANT: value}) in memory, and
-    measure each released model beside the FL model."""
+    """Measure the pipeline's P2 model (the script's constants) and, run in memory, the P2 round of each of
+    `tries` ({CONSTANT: value}), beside the FL model."""
     run = experiment.run
-    check_upstream(experiment)
+    p2_made = check_upstream(experiment)
     settings = [experiment.p2] + [changed(experiment.p2, changes) for changes in tries]
     for candidate in settings:
         if candidate.start != "global":
@@ -127,10 +127,14 @@ def try_settings(experiment: Experiment, tries: list[dict]) -> dict:
               "data_fingerprint": experiment.data.fingerprint, "fl": measure(fl_model, rows, fl_labels), "settings": []}
     for changes, setting in tqdm(list(zip([{}] + tries, settings)), desc=f"P2 settings on {run.dataset}",
                                  unit="setting"):
-        [state] = protect_federations(meta["architecture"], [fl_model.state_dict()], [federation], setting,
-                                      batch_order(run.seed, setting.rounds))
-        released = load_state(build_model(meta["architecture"]), state, "a tried P2 setting")
-        entry = {"changes": changes, "constants": setting.constants(), **measure(released, rows, fl_labels)}
+        if not changes and p2_made:
+            released, _ = load_model(run.p2_global_path, run)
+        else:
+            [state] = protect_federations(meta["architecture"], [fl_model.state_dict()], [federation], setting,
+                                          batch_order(run.seed, setting.rounds))
+            released = load_state(build_model(meta["architecture"]), state, "a tried P2 setting")
+        entry = {"changes": changes, "constants": setting.constants(), "read_from_model_dir": not changes and p2_made,
+                 **measure(released, rows, fl_labels)}
         log.info("%s", describe(changes, entry))
         result["settings"].append(entry)
     return result

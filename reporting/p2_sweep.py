@@ -85,7 +85,7 @@ def combined_points(per_seed: dict[int, list[dict]], grid: dict) -> list[dict]:
     points = []
     for eps in grid["SWEEP_EPS"]:
         for rounds in grid["SWEEP_ROUNDS"]:
-            entries = {seed: entry for seed, entries in sorted(per_seed.items()) for entry in entries
+            entries = {seed: entry for seed, seed_entries in sorted(per_seed.items()) for entry in seed_entries
                        if (entry["eps"], entry["rounds"]) == (eps, rounds)}
             if not entries:
                 continue

@@ -4,7 +4,6 @@ import pytest
 
 import pipeline
 from defend import p2_try_settings
-from FL_model_generation.fl_stage import load_model
 from tests.helpers import run_groups
 from toolkit.errors import P2Error
 from toolkit.run import Run
@@ -14,25 +13,30 @@ def quick_experiment():
     return pipeline.load_experiment(Run("adult", seed=0, quick=True), defenses=())
 
 
-def test_the_script_setting_is_the_pipeline_p2_model_and_a_try_changes_what_it_names(adult, one_thread):
+def test_a_try_of_the_script_constants_remakes_the_pipeline_p2_model_and_a_try_changes_what_it_names(adult, one_thread):
     experiment = quick_experiment()
     run_groups(experiment, ("partition", "fl", "p2"))
-    result = p2_try_settings.try_settings(experiment, [{"EPS": 0.5, "LABEL_MARGIN": 0.2}])
+    same_as_script = {"EPS": experiment.p2.eps}
+    result = p2_try_settings.try_settings(experiment, [same_as_script, {"EPS": 0.5, "LABEL_MARGIN": 0.2}])
 
-    script, tried = result["settings"]
-    p2_model, _ = load_model(experiment.run.p2_global_path, experiment.run)
-    fl_model, _ = load_model(experiment.run.fl_final_path, experiment.run)
-    rows, fl_labels = p2_try_settings.evaluation_rows(experiment, fl_model)
-    pipeline_model = p2_try_settings.measure(p2_model, rows, fl_labels)
-    assert script["test_acc"] == pytest.approx(pipeline_model["test_acc"], abs=1e-9)
+    script, remade, tried = result["settings"]
+    assert script["read_from_model_dir"] and not remade["read_from_model_dir"]  # the cached model, not a rerun
+    assert remade["test_acc"] == pytest.approx(script["test_acc"], abs=1e-9)
     for side in ("members", "nonmembers"):
-        assert script[side] == pytest.approx(pipeline_model[side], abs=1e-6)
-    assert script["loss_attack"]["auc"] == pytest.approx(pipeline_model["loss_attack"]["auc"], abs=1e-4)
+        assert remade[side] == pytest.approx(script[side], abs=1e-6)
+    assert remade["loss_attack"]["auc"] == pytest.approx(script["loss_attack"]["auc"], abs=1e-4)
 
     assert script["changes"] == {} and tried["changes"] == {"EPS": 0.5, "LABEL_MARGIN": 0.2}
     differing = {name for name, value in tried["constants"].items() if value != script["constants"][name]}
     assert differing == {"EPS", "LABEL_MARGIN"}
     assert result["fl"]["members"]["labels_kept"] == 1.0 and result["threads"] == 1
+
+
+def test_without_the_p2_stage_the_script_setting_is_made_in_memory(adult, one_thread):
+    experiment = quick_experiment()
+    run_groups(experiment, ("partition", "fl"))
+    [script] = p2_try_settings.try_settings(experiment, [])["settings"]
+    assert not script["read_from_model_dir"] and 0 < script["test_acc"] <= 1
 
 
 def test_tries_are_parsed_as_python_literals():
@@ -64,5 +68,5 @@ def test_an_impossible_try_is_named_as_typed(adult, changes, message):
 def test_a_missing_fl_model_names_the_command_that_makes_it(adult):
     experiment = quick_experiment()
     run_groups(experiment, ("partition",))
-    with pytest.raises(P2Error, match=r"^FedAvg is not up to date \(not made yet\); run python .*FL_model_for_adult"):
+    with pytest.raises(P2Error, match=r"\(FedAvg: not made yet\); run python .*FL_model_for_adult"):
         p2_try_settings.try_settings(experiment, [])

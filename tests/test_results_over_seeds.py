@@ -8,7 +8,6 @@ import pytest
 
 import main
 from reporting import metrics_table
-from tests.synthetic_adult import write_synthetic_adult
 from toolkit.checkpoints import load_json
 
 TINY = {"FL_model_generation.FL_model_for_adult": dict(CLIENTS=2, CLIENT_SIZE=150, TEST_SIZE=200, EVAL_SIZE=100,
@@ -20,12 +19,8 @@ ATTACKS = ["--attacks", "loss", "gap", "--defenses", "top_k"]  # what these test
 
 
 @pytest.fixture
-def tiny_adult(tmp_path, monkeypatch):
-    for variable, name in (("P2_DATA_DIR", "data"), ("P2_CACHE_DIR", "cache"), ("P2_MODEL_DIR", "model"),
-                           ("P2_RESULTS_DIR", "results")):
-        monkeypatch.setenv(variable, str(tmp_path / name))
-    monkeypatch.setenv("P2_VERIFY_CHECKSUMS", "0")
-    write_synthetic_adult(tmp_path / "data", train_rows=1500, test_rows=700)
+def tiny_adult(adult, tmp_path, monkeypatch):
+    """The synthetic Adult of conftest's `adult`, with the TINY constants; returns its results folder."""
     for module, constants in TINY.items():
         for name, value in constants.items():
             monkeypatch.setattr(__import__(module, fromlist=["_"]), name, value)
